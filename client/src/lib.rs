@@ -1,1 +1,42 @@
+//! The reference Farsight client: a QUIC connection to the relay with the control stream,
+//! publishing groups of pictures and receiving them. The wearable, `farsight probe`, the
+//! tests and the benchmarks all speak to the server through this crate.
 
+mod connection;
+mod publish;
+mod tls;
+mod watch;
+
+pub use connection::{ConnectOptions, Connection, connect};
+pub use publish::Publisher;
+pub use tls::{Trust, fingerprint, parse_fingerprint};
+pub use watch::{GroupEnd, Received, WatchEvent, Watcher};
+
+use farsight_protocol::{DecodeError, ErrorCode};
+
+/// Application error code a relay uses to reset a group stream a watcher fell behind on.
+pub const GROUP_DROPPED: u32 = 0x100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server address or name: {0}")]
+    Address(String),
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+    #[error("could not connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream write: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream read: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("stream closed")]
+    StreamClosed(#[from] quinn::ClosedStream),
+    #[error("server sent malformed data: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("server refused: {code:?}: {message}")]
+    Refused { code: ErrorCode, message: String },
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}

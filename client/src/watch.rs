@@ -1,0 +1,135 @@
+//! Watching: accept the relay's group streams and decode their objects as they arrive.
+
+use std::time::Instant;
+
+use farsight_protocol::{MediaDecoder, MediaEvent, Object, StreamHeader};
+use tokio::sync::mpsc;
+
+use crate::{ClientError, GROUP_DROPPED};
+
+/// One object as received, with the local time it was complete.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub header: StreamHeader,
+    pub object: Object,
+    pub at: Instant,
+}
+
+/// How a group stream ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupEnd {
+    /// The sender finished it: every object arrived.
+    Complete {
+        header: StreamHeader,
+        objects: usize,
+    },
+    /// The relay dropped it because this watcher fell behind.
+    Dropped {
+        header: StreamHeader,
+        objects: usize,
+    },
+    /// Anything else: reset with another code, malformed data, connection loss.
+    Failed { reason: String },
+}
+
+#[derive(Debug)]
+pub enum WatchEvent {
+    Object(Received),
+    End(GroupEnd),
+}
+
+/// Receives groups on its own tasks; read events with [`Watcher::next`].
+#[derive(Debug)]
+pub struct Watcher {
+    rx: mpsc::UnboundedReceiver<WatchEvent>,
+}
+
+impl Watcher {
+    pub(crate) fn spawn(conn: quinn::Connection) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(recv) = conn.accept_uni().await {
+                tokio::spawn(read_group(recv, tx.clone()));
+            }
+        });
+        Self { rx }
+    }
+
+    /// The next object or end of group; `None` when the connection is gone.
+    pub async fn next(&mut self) -> Option<WatchEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next object, skipping group ends.
+    pub async fn next_object(&mut self) -> Option<Received> {
+        loop {
+            match self.next().await? {
+                WatchEvent::Object(r) => return Some(r),
+                WatchEvent::End(_) => continue,
+            }
+        }
+    }
+}
+
+async fn read_group(mut recv: quinn::RecvStream, tx: mpsc::UnboundedSender<WatchEvent>) {
+    let end = read_objects(&mut recv, &tx).await;
+    let _ = tx.send(WatchEvent::End(end));
+}
+
+async fn read_objects(
+    recv: &mut quinn::RecvStream,
+    tx: &mpsc::UnboundedSender<WatchEvent>,
+) -> GroupEnd {
+    let mut decoder = MediaDecoder::new();
+    let mut header = None;
+    let mut objects = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match recv.read(&mut buf).await {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                return match (header, decoder.is_idle()) {
+                    (Some(header), true) => GroupEnd::Complete { header, objects },
+                    _ => GroupEnd::Failed {
+                        reason: "stream ended inside a header or object".into(),
+                    },
+                };
+            }
+            Err(quinn::ReadError::Reset(code)) if code.into_inner() == GROUP_DROPPED as u64 => {
+                return match header {
+                    Some(header) => GroupEnd::Dropped { header, objects },
+                    None => GroupEnd::Failed {
+                        reason: "dropped before its header".into(),
+                    },
+                };
+            }
+            Err(e) => {
+                return GroupEnd::Failed {
+                    reason: ClientError::from(e).to_string(),
+                };
+            }
+        };
+        decoder.push(&buf[..n]);
+        loop {
+            match decoder.poll() {
+                Ok(Some(MediaEvent::Header(h))) => header = Some(h),
+                Ok(Some(MediaEvent::Object(object))) => {
+                    objects += 1;
+                    let Some(header) = header else {
+                        return GroupEnd::Failed {
+                            reason: "object before header".into(),
+                        };
+                    };
+                    let at = Instant::now();
+                    let _ = tx.send(WatchEvent::Object(Received { header, object, at }));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return GroupEnd::Failed {
+                        reason: e.to_string(),
+                    };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Configuration: defaults that work with no flags, overridden by an optional TOML file,
+//! then by `FARSIGHT_*` environment variables and flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Options every subcommand that touches storage shares.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct StorageArgs {
+    /// TOML file with any of the `serve` options (keys as the long flags, with underscores).
+    #[arg(long, env = "FARSIGHT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite file and the development certificate.
+    #[arg(long, env = "FARSIGHT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`; default: SQLite in the data directory.
+    #[arg(long, env = "FARSIGHT_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ServeArgs {
+    /// UDP address for QUIC (wearables and agents).
+    #[arg(long, env = "FARSIGHT_QUIC_LISTEN")]
+    pub quic_listen: Option<SocketAddr>,
+    /// TCP address for HTTP: health, metrics and the JSON API.
+    #[arg(long, env = "FARSIGHT_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// PEM certificate chain; without it a development certificate is generated.
+    #[arg(long, env = "FARSIGHT_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `--cert`.
+    #[arg(long, env = "FARSIGHT_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// How far behind live a watcher may fall before its older groups are dropped.
+    #[arg(long, env = "FARSIGHT_LATENCY_BUDGET_MS")]
+    pub latency_budget_ms: Option<u64>,
+}
+
+/// The file form: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    quic_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    latency_budget_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub quic_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub cert: Option<(PathBuf, PathBuf)>,
+    pub latency_budget: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("cert and key must be given together")]
+    CertWithoutKey,
+}
+
+pub const DEFAULT_QUIC_LISTEN: &str = "0.0.0.0:4433";
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_LATENCY_BUDGET: Duration = Duration::from_millis(500);
+
+fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
+impl StorageArgs {
+    /// The data directory and database URL after file and defaults.
+    pub fn resolve(&self) -> Result<(PathBuf, String), ConfigError> {
+        let file = read_file(self.config.as_deref())?;
+        Ok(self.resolve_with(&file))
+    }
+
+    fn resolve_with(&self, file: &FileConfig) -> (PathBuf, String) {
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("farsight-data"));
+        let database_url = self
+            .database_url
+            .clone()
+            .or(file.database_url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("farsight.db").display()));
+        (data_dir, database_url)
+    }
+}
+
+impl ServeConfig {
+    pub fn resolve(storage: &StorageArgs, serve: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = read_file(storage.config.as_deref())?;
+        let (data_dir, database_url) = storage.resolve_with(&file);
+        let cert = match (
+            serve.cert.clone().or(file.cert),
+            serve.key.clone().or(file.key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err(ConfigError::CertWithoutKey),
+        };
+        Ok(Self {
+            data_dir,
+            database_url,
+            quic_listen: serve
+                .quic_listen
+                .or(file.quic_listen)
+                .unwrap_or_else(|| DEFAULT_QUIC_LISTEN.parse().expect("valid literal")),
+            http_listen: serve
+                .http_listen
+                .or(file.http_listen)
+                .unwrap_or_else(|| DEFAULT_HTTP_LISTEN.parse().expect("valid literal")),
+            cert,
+            latency_budget: serve
+                .latency_budget_ms
+                .or(file.latency_budget_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_LATENCY_BUDGET),
+        })
+    }
+
+    /// Loopback, ephemeral ports, a given data directory: for tests and benchmarks.
+    pub fn ephemeral(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            database_url: format!("sqlite://{}", data_dir.join("farsight.db").display()),
+            quic_listen: "127.0.0.1:0".parse().expect("valid literal"),
+            http_listen: "127.0.0.1:0".parse().expect("valid literal"),
+            cert: None,
+            latency_budget: DEFAULT_LATENCY_BUDGET,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("farsight.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/fs\"\nlatency_budget_ms = 250\nhttp_listen = \"0.0.0.0:9000\"\n",
+        )
+        .expect("write");
+        let storage = StorageArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let serve = ServeArgs {
+            http_listen: Some("127.0.0.1:9100".parse().expect("addr")),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(&storage, &serve).expect("resolve");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/fs"));
+        assert_eq!(c.database_url, "sqlite:///srv/fs/farsight.db");
+        assert_eq!(c.latency_budget, Duration::from_millis(250));
+        assert_eq!(c.http_listen.port(), 9100);
+        assert_eq!(c.quic_listen.port(), 4433);
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "quic_port = 1\n").expect("write");
+        let storage = StorageArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = storage.resolve().unwrap_err().to_string();
+        assert!(err.contains("quic_port"), "{err}");
+    }
+}

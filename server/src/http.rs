@@ -1,0 +1,139 @@
+//! HTTP: health, Prometheus metrics and the JSON API. Handlers stay small; errors go
+//! through [`ApiError`].
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use farsight_protocol::SessionId;
+use serde::Serialize;
+
+use crate::Shared;
+use crate::store::{StoreError, TokenRecord};
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}", get(get_session))
+        .with_state(shared)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("this token's role may not do that")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("storage unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "storage failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Result<&'static str, ApiError> {
+    shared.store.list_tokens().await?;
+    Ok("ok\n")
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+}
+
+/// Agents and supervisors may read sessions.
+async fn watcher_token(shared: &Shared, headers: &HeaderMap) -> Result<TokenRecord, ApiError> {
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    let token = shared
+        .store
+        .verify_token(secret.trim())
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !token.role.watches() {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(token)
+}
+
+#[derive(Debug, Serialize)]
+struct SessionView {
+    id: i64,
+    name: String,
+    created_at: i64,
+    /// A wearable is connected and publishing now.
+    live: bool,
+    watchers: Vec<String>,
+    last_group: i64,
+}
+
+async fn session_view(shared: &Shared, s: crate::store::SessionRecord) -> SessionView {
+    let hub = shared.relay.get(SessionId(s.id as u64));
+    SessionView {
+        live: hub.as_ref().is_some_and(|h| h.publisher_id().is_some()),
+        watchers: hub
+            .map(|h| h.watchers().into_iter().map(|p| p.name).collect())
+            .unwrap_or_default(),
+        id: s.id,
+        name: s.name,
+        created_at: s.created_at,
+        last_group: s.last_group,
+    }
+}
+
+async fn list_sessions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    watcher_token(&shared, &headers).await?;
+    let mut out = Vec::new();
+    for s in shared.store.open_sessions().await? {
+        out.push(session_view(&shared, s).await);
+    }
+    Ok(Json(out))
+}
+
+async fn get_session(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<Json<SessionView>, ApiError> {
+    watcher_token(&shared, &headers).await?;
+    let s = shared
+        .store
+        .session(SessionId(id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(session_view(&shared, s).await))
+}

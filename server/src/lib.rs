@@ -1,0 +1,107 @@
+//! The Farsight server: QUIC relay for wearables and agents, HTTP API, storage.
+//!
+//! `main.rs` parses the command line; [`start`] wires the parts together and is what tests
+//! and benchmarks run in-process.
+
+pub mod cert;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod probe;
+pub mod quic;
+pub mod relay;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use config::ServeConfig;
+use metrics::Metrics;
+use relay::Relay;
+use store::Store;
+
+/// What every connection and request handler shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Store,
+    pub relay: Relay,
+    pub metrics: Arc<Metrics>,
+    pub latency_budget: Duration,
+}
+
+/// A server started by [`start`]; dropping it does not stop it, call [`Running::shutdown`].
+#[derive(Debug)]
+pub struct Running {
+    pub quic_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// SHA-256 of the certificate, hex: what clients pin.
+    pub fingerprint: String,
+    pub shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    http: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Closes every connection and both listeners, and waits for the store to close.
+    pub async fn shutdown(self) {
+        self.endpoint.close(0u32.into(), b"server shutting down");
+        self.http.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        self.shared.store.close().await;
+    }
+}
+
+/// Opens the store (migrating it), loads or generates the certificate and starts listening.
+pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
+    let identity = match &config.cert {
+        Some((cert, key)) => cert::load(cert, key)?,
+        None => cert::dev_identity(&config.data_dir)?,
+    };
+    let endpoint = quic::endpoint(&identity, config.quic_listen)
+        .with_context(|| format!("listening for QUIC on {}", config.quic_listen))?;
+    let shared = Arc::new(Shared {
+        store,
+        relay: Relay::default(),
+        metrics: Arc::new(Metrics::default()),
+        latency_budget: config.latency_budget,
+    });
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("listening for HTTP on {}", config.http_listen))?;
+    let http_addr = listener.local_addr()?;
+    let router = http::router(shared.clone());
+    let http = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    tokio::spawn(quic::accept_loop(endpoint.clone(), shared.clone()));
+    Ok(Running {
+        quic_addr: endpoint.local_addr()?,
+        http_addr,
+        fingerprint: identity.fingerprint,
+        shared,
+        endpoint,
+        http,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_info = &url[scheme + 3..at];
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,95 @@
+//! Prometheus metrics, served as text at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Family<Labels, Counter>,
+    pub connected: Gauge,
+    pub control_errors: Family<Labels, Counter>,
+    pub objects_received: Counter,
+    pub bytes_received: Counter,
+    pub objects_forwarded: Counter,
+    pub bytes_forwarded: Counter,
+    pub groups_dropped: Counter,
+    pub annotations: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("farsight");
+        let m = Self {
+            connections: Family::default(),
+            connected: Gauge::default(),
+            control_errors: Family::default(),
+            objects_received: Counter::default(),
+            bytes_received: Counter::default(),
+            objects_forwarded: Counter::default(),
+            bytes_forwarded: Counter::default(),
+            groups_dropped: Counter::default(),
+            annotations: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Accepted QUIC connections by role",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connected",
+            "QUIC connections open now",
+            m.connected.clone(),
+        );
+        registry.register(
+            "control_errors",
+            "Typed errors sent, by code",
+            m.control_errors.clone(),
+        );
+        registry.register(
+            "objects_received",
+            "Media objects received from wearables",
+            m.objects_received.clone(),
+        );
+        registry.register(
+            "bytes_received",
+            "Media bytes received from wearables",
+            m.bytes_received.clone(),
+        );
+        registry.register(
+            "objects_forwarded",
+            "Media objects written to watchers",
+            m.objects_forwarded.clone(),
+        );
+        registry.register(
+            "bytes_forwarded",
+            "Media bytes written to watchers",
+            m.bytes_forwarded.clone(),
+        );
+        registry.register(
+            "groups_dropped",
+            "Groups reset because a watcher fell behind",
+            m.groups_dropped.clone(),
+        );
+        registry.register("annotations", "Annotations accepted", m.annotations.clone());
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn label(key: &str, value: &str) -> Labels {
+        vec![(key.to_string(), value.to_string())]
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,11 @@
+//! `farsight probe`: the reference client on the command line. `publish` plays a wearable
+//! (GStreamer test video, H.264, a moving synthetic pose); `watch` plays an agent and
+//! reports what arrives.
+
+mod encoder;
+mod publish;
+mod watch;
+
+pub use encoder::{EncodedFrame, Encoder, EncoderSettings};
+pub use publish::{PublishOptions, PublishReport, publish, synthetic_pose};
+pub use watch::{WatchOptions, WatchReport, watch};

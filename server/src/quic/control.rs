@@ -1,0 +1,95 @@
+//! Reading and writing one connection's control stream.
+
+use farsight_protocol::control::ControlDecoder;
+use farsight_protocol::{ControlMessage, DecodeError, ErrorCode};
+use tokio::sync::{mpsc, oneshot};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// An error that ends the connection, sent to the peer first.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Fatal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Fatal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DecodeError> for Fatal {
+    fn from(e: DecodeError) -> Self {
+        let code = match e {
+            DecodeError::TooLong { .. } => ErrorCode::TooLarge,
+            _ => ErrorCode::Malformed,
+        };
+        Fatal::new(code, e.to_string())
+    }
+}
+
+#[derive(Debug)]
+pub struct ControlReader {
+    recv: quinn::RecvStream,
+    decoder: ControlDecoder,
+    buf: Vec<u8>,
+}
+
+impl ControlReader {
+    pub fn new(recv: quinn::RecvStream) -> Self {
+        Self {
+            recv,
+            decoder: ControlDecoder::new(),
+            buf: vec![0; READ_CHUNK],
+        }
+    }
+
+    /// The next message; `Ok(None)` when the peer finished the stream or went away.
+    pub async fn next(&mut self) -> Result<Option<ControlMessage>, Fatal> {
+        loop {
+            if let Some(msg) = self.decoder.poll()? {
+                return Ok(Some(msg));
+            }
+            match self.recv.read(&mut self.buf).await {
+                Ok(Some(n)) => self.decoder.push(&self.buf[..n]),
+                Ok(None) | Err(_) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Writes queued messages in order; on a fatal error, writes it last and closes the
+/// connection with its code once the peer has had the chance to read it.
+pub async fn write_control(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut queue: mpsc::Receiver<ControlMessage>,
+    mut fatal: oneshot::Receiver<Fatal>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            msg = queue.recv() => match msg {
+                Some(msg) => {
+                    if send.write_all(&msg.to_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            Ok(f) = &mut fatal => {
+                let msg = ControlMessage::Error { code: f.code, message: f.message.clone() };
+                if send.write_all(&msg.to_bytes()).await.is_ok() && send.finish().is_ok() {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.stopped()).await;
+                }
+                conn.close((f.code as u32).into(), f.message.as_bytes());
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The QUIC side of the server: the endpoint (TLS 1.3, ALPN `farsight/1`) and one task per
+//! connection that speaks the control stream and moves media through the relay.
+
+mod control;
+mod peer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Shared;
+use crate::cert::Identity;
+
+/// Per-connection bound on bytes queued for a watcher but not yet acknowledged. Small
+/// enough that a slow watcher's writes block within the latency budget (so its old groups
+/// are dropped) rather than piling up seconds of video in buffers.
+const SEND_WINDOW: u64 = 1024 * 1024;
+
+pub fn endpoint(identity: &Identity, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    tls.alpn_protocols = vec![farsight_protocol::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(256u32.into())
+        .send_window(SEND_WINDOW)
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .max_idle_timeout(Some(Duration::from_secs(15).try_into()?));
+    config.transport_config(Arc::new(transport));
+    Ok(quinn::Endpoint::server(config, addr)?)
+}
+
+/// Accepts connections until the endpoint is closed.
+pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            match incoming.await {
+                Ok(conn) => peer::run(conn, shared).await,
+                Err(e) => tracing::debug!(error = %e, "handshake failed"),
+            }
+        });
+    }
+}
