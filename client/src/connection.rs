@@ -24,6 +24,9 @@ pub struct ConnectOptions {
     pub token: String,
     /// A session to resume after a reconnect (wearables); `SessionId(0)` starts a new one.
     pub resume: SessionId,
+    /// Bytes this client lets the server have in flight towards it (flow control); `None`
+    /// keeps quinn's default. A small window makes a slow reader push back on the relay.
+    pub receive_window: Option<u32>,
 }
 
 /// An established, authenticated connection.
@@ -42,10 +45,6 @@ pub struct Connection {
 /// Connects, sends `Hello` and waits for `Welcome`. A refusal comes back as
 /// [`ClientError::Refused`] with the server's error code.
 pub async fn connect(opts: &ConnectOptions) -> Result<Connection, ClientError> {
-    let tls = client_config(&opts.trust)?;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| ClientError::Tls(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(Duration::from_secs(2)));
     transport.max_idle_timeout(Some(
@@ -53,6 +52,11 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection, ClientError> {
             .try_into()
             .expect("10 s is a valid idle timeout"),
     ));
+    if let Some(window) = opts.receive_window {
+        transport.receive_window(window.into());
+        transport.stream_receive_window(window.into());
+    }
+    let mut config = quic_client_config(&opts.trust)?;
     config.transport_config(Arc::new(transport));
 
     let bind: SocketAddr = if opts.server.is_ipv6() {
@@ -103,6 +107,15 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection, ClientError> {
         session,
         name,
     })
+}
+
+/// A quinn client configuration speaking TLS 1.3 with ALPN `farsight/1`, for callers that
+/// drive the protocol themselves.
+pub fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, ClientError> {
+    let tls = client_config(trust)?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    Ok(quinn::ClientConfig::new(Arc::new(quic)))
 }
 
 async fn read_control(
@@ -212,7 +225,13 @@ impl Connection {
 
     /// Starts receiving the groups the server sends on this connection.
     pub fn watcher(&self) -> Watcher {
-        Watcher::spawn(self.conn.clone())
+        Watcher::spawn(self.conn.clone(), None)
+    }
+
+    /// Like [`watcher`](Self::watcher), but reads at most `bytes_per_second`: a watcher on
+    /// a slow link, for tests and benchmarks of the relay's drop policy.
+    pub fn throttled_watcher(&self, bytes_per_second: u64) -> Watcher {
+        Watcher::spawn(self.conn.clone(), Some(bytes_per_second))
     }
 
     /// The underlying QUIC connection (datagrams, statistics, raw streams in tests).

@@ -1,6 +1,7 @@
 //! Watching: accept the relay's group streams and decode their objects as they arrive.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use farsight_protocol::{MediaDecoder, MediaEvent, Object, StreamHeader};
 use tokio::sync::mpsc;
@@ -45,11 +46,12 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub(crate) fn spawn(conn: quinn::Connection) -> Self {
+    pub(crate) fn spawn(conn: quinn::Connection, bytes_per_second: Option<u64>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let pacer = bytes_per_second.map(|rate| Arc::new(Pacer::new(rate)));
         tokio::spawn(async move {
             while let Ok(recv) = conn.accept_uni().await {
-                tokio::spawn(read_group(recv, tx.clone()));
+                tokio::spawn(read_group(recv, tx.clone(), pacer.clone()));
             }
         });
         Self { rx }
@@ -71,19 +73,61 @@ impl Watcher {
     }
 }
 
-async fn read_group(mut recv: quinn::RecvStream, tx: mpsc::UnboundedSender<WatchEvent>) {
-    let end = read_objects(&mut recv, &tx).await;
+/// Limits the read rate of all of one connection's streams together.
+#[derive(Debug)]
+struct Pacer {
+    bytes_per_second: u64,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(bytes_per_second: u64) -> Self {
+        Self {
+            bytes_per_second: bytes_per_second.max(1),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits until `bytes` more may be read.
+    async fn take(&self, bytes: usize) {
+        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
+        let at = {
+            let mut next = self.next.lock().expect("pacer lock poisoned");
+            *next = (*next).max(Instant::now()) + cost;
+            *next
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// Reads are capped at this many bytes so a throttled watcher takes data in small bites.
+const PACED_CHUNK: usize = 4 * 1024;
+
+async fn read_group(
+    mut recv: quinn::RecvStream,
+    tx: mpsc::UnboundedSender<WatchEvent>,
+    pacer: Option<Arc<Pacer>>,
+) {
+    let end = read_objects(&mut recv, &tx, pacer.as_deref()).await;
     let _ = tx.send(WatchEvent::End(end));
 }
 
 async fn read_objects(
     recv: &mut quinn::RecvStream,
     tx: &mpsc::UnboundedSender<WatchEvent>,
+    pacer: Option<&Pacer>,
 ) -> GroupEnd {
     let mut decoder = MediaDecoder::new();
     let mut header = None;
     let mut objects = 0;
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![
+        0u8;
+        if pacer.is_some() {
+            PACED_CHUNK
+        } else {
+            64 * 1024
+        }
+    ];
     loop {
         let n = match recv.read(&mut buf).await {
             Ok(Some(n)) => n,
@@ -110,6 +154,9 @@ async fn read_objects(
             }
         };
         decoder.push(&buf[..n]);
+        if let Some(pacer) = pacer {
+            pacer.take(n).await;
+        }
         loop {
             match decoder.poll() {
                 Ok(Some(MediaEvent::Header(h))) => header = Some(h),

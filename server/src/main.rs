@@ -243,6 +243,7 @@ fn connect_options(
         role,
         token: target.token.clone(),
         resume: SessionId(resume),
+        receive_window: None,
     })
 }
 

@@ -134,11 +134,14 @@ impl SessionHub {
             .collect()
     }
 
-    /// A new group from the publisher: it becomes the current one and goes to every watcher.
+    /// A new group from the publisher goes to every watcher, and becomes the current one
+    /// unless a newer group got here first (group streams are read concurrently).
     pub fn publish_group(&self, group: Arc<Group>) {
         let seq = group.header.group.0;
         let mut s = self.state();
-        s.current = Some(group.clone());
+        if s.current.as_ref().is_none_or(|c| c.header.group.0 <= seq) {
+            s.current = Some(group.clone());
+        }
         s.watchers
             .retain(|_, w| w.groups.send(group.clone()).is_ok());
         drop(s);
