@@ -1,1 +1,277 @@
+//! Bad input over real QUIC: each gets its typed error, and the server keeps serving others.
 
+mod support;
+
+use std::time::Duration;
+
+use farsight_client::{ClientError, Connection, connect, quic_client_config};
+use farsight_protocol::media::{OBJECT_HEADER_LEN, STREAM_HEADER_LEN};
+use farsight_protocol::{
+    Annotate, AnnotationId, AnnotationKind, ControlMessage, ErrorCode, FrameSeq, GroupSeq,
+    ParticipantId, Role, SessionId, StreamHeader, Style, TrackId,
+};
+use support::{TIMEOUT, TestServer, frame};
+
+fn refused(result: Result<Connection, ClientError>) -> ErrorCode {
+    match result {
+        Err(ClientError::Refused { code, .. }) => code,
+        Err(other) => panic!("expected a typed refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, got a connection"),
+    }
+}
+
+async fn next_error(conn: &mut Connection) -> ErrorCode {
+    conn.wait_for(TIMEOUT, |m| match m {
+        ControlMessage::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+    .await
+    .expect("an Error message")
+}
+
+/// A healthy wearable and agent still work: the agent sees the wearable's frames.
+async fn still_serving(server: &TestServer) {
+    let wearable = server.connect(Role::Wearable, "healthy").await;
+    let mut agent = server.connect(Role::Agent, "healthy-agent").await;
+    agent.join(wearable.session).await.expect("joins");
+    let mut watcher = agent.watcher();
+    let mut publisher = wearable.publisher();
+    support::eventually("the watcher to join", || {
+        server
+            .running
+            .shared
+            .relay
+            .get(wearable.session)
+            .is_some_and(|h| !h.watchers().is_empty())
+    })
+    .await;
+    publisher.send(&frame(0, true, 100)).await.expect("sent");
+    let got = tokio::time::timeout(TIMEOUT, watcher.next_object())
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(got.object.frame, FrameSeq(0));
+}
+
+fn annotate(session: SessionId) -> ControlMessage {
+    ControlMessage::Annotate(Annotate {
+        session,
+        id: AnnotationId(1),
+        author: ParticipantId(0),
+        kind: AnnotationKind::Circle,
+        frame: FrameSeq(0),
+        points: vec![[0.5, 0.5], [0.6, 0.5]],
+        style: Style::default(),
+        text: String::new(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_revoked_tokens_are_unauthorized() {
+    let server = TestServer::start().await;
+    let opts = server.options(Role::Agent, "fst_not-a-real-token");
+    assert_eq!(refused(connect(&opts).await), ErrorCode::Unauthorized);
+
+    let token = server.token(Role::Agent, "leaver").await;
+    let store = &server.running.shared.store;
+    let id = store
+        .verify_token(&token)
+        .await
+        .expect("db")
+        .expect("live")
+        .id;
+    assert!(store.revoke_token(id).await.expect("db"));
+    let opts = server.options(Role::Agent, &token);
+    assert_eq!(refused(connect(&opts).await), ErrorCode::Unauthorized);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_used_for_another_role_is_refused() {
+    let server = TestServer::start().await;
+    let token = server.token(Role::Agent, "alice").await;
+    let opts = server.options(Role::Wearable, &token);
+    assert_eq!(refused(connect(&opts).await), ErrorCode::WrongRole);
+
+    // A wearable cannot annotate, even its own session; its connection stays up.
+    let mut wearable = server.connect(Role::Wearable, "glasses").await;
+    wearable
+        .send(&annotate(wearable.session))
+        .await
+        .expect("sent");
+    assert_eq!(next_error(&mut wearable).await, ErrorCode::WrongRole);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_sessions_are_refused() {
+    let server = TestServer::start().await;
+    let theirs = server.connect(Role::Wearable, "theirs").await;
+
+    // Another wearable cannot take over someone else's session.
+    let token = server.token(Role::Wearable, "mine").await;
+    let mut opts = server.options(Role::Wearable, &token);
+    opts.resume = theirs.session;
+    assert_eq!(refused(connect(&opts).await), ErrorCode::NotJoined);
+    opts.resume = SessionId(12345);
+    assert_eq!(refused(connect(&opts).await), ErrorCode::NoSuchSession);
+
+    // An agent cannot annotate a session it has not joined, nor join one that is not there.
+    let mut agent = server.connect(Role::Agent, "alice").await;
+    agent.send(&annotate(theirs.session)).await.expect("sent");
+    assert_eq!(next_error(&mut agent).await, ErrorCode::NotJoined);
+    let err = agent
+        .join(SessionId(999))
+        .await
+        .expect_err("no such session");
+    assert!(matches!(
+        err,
+        ClientError::Refused {
+            code: ErrorCode::NoSuchSession,
+            ..
+        }
+    ));
+
+    // After joining, the same connection may.
+    agent.join(theirs.session).await.expect("joins");
+    agent.send(&annotate(theirs.session)).await.expect("sent");
+    let store = &server.running.shared.store;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while store
+        .annotations(theirs.session)
+        .await
+        .expect("db")
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the annotation was not stored"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_control_message_closes_only_that_connection() {
+    let server = TestServer::start().await;
+    let mut agent = server.connect(Role::Agent, "fuzzer").await;
+    // An Annotate (type 0x10) whose kind byte, after session, id and author, is 9.
+    let mut bad = vec![0x00, 0x10, 0, 0, 0, 25];
+    bad.extend_from_slice(&[0; 24]);
+    bad.push(9);
+    agent.send_raw(&bad).await.expect("sent");
+    assert_eq!(next_error(&mut agent).await, ErrorCode::Malformed);
+    let closed = tokio::time::timeout(TIMEOUT, agent.quic().closed())
+        .await
+        .expect("closes");
+    assert!(
+        matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == (ErrorCode::Malformed as u32).into()),
+        "{closed}"
+    );
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_control_message_is_too_large() {
+    let server = TestServer::start().await;
+    let mut agent = server.connect(Role::Agent, "big").await;
+    // Declares a 1 MiB payload: refused from the header, before the payload is buffered.
+    agent
+        .send_raw(&[0x00, 0x10, 0x00, 0x10, 0x00, 0x00])
+        .await
+        .expect("sent");
+    assert_eq!(next_error(&mut agent).await, ErrorCode::TooLarge);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_media_stream_is_stopped_and_the_wearable_keeps_publishing() {
+    let server = TestServer::start().await;
+    let mut wearable = server.connect(Role::Wearable, "glasses").await;
+
+    // A group that claims a 64 MiB frame.
+    let mut stream = wearable.quic().open_uni().await.expect("stream");
+    let mut bytes = Vec::new();
+    StreamHeader {
+        session: wearable.session,
+        track: TrackId(0),
+        group: GroupSeq(0),
+    }
+    .encode(&mut bytes);
+    let mut object = frame(0, true, 10).to_bytes().to_vec();
+    object[OBJECT_HEADER_LEN - 4..OBJECT_HEADER_LEN].copy_from_slice(&(64u32 << 20).to_be_bytes());
+    bytes.extend_from_slice(&object[..OBJECT_HEADER_LEN]);
+    stream.write_all(&bytes).await.expect("written");
+    assert_eq!(next_error(&mut wearable).await, ErrorCode::TooLarge);
+
+    // A group for somebody else's session.
+    let mut stream = wearable.quic().open_uni().await.expect("stream");
+    let mut bytes = Vec::new();
+    StreamHeader {
+        session: SessionId(1),
+        track: TrackId(0),
+        group: GroupSeq(1),
+    }
+    .encode(&mut bytes);
+    assert_eq!(bytes.len(), STREAM_HEADER_LEN);
+    stream.write_all(&bytes).await.expect("written");
+    assert_eq!(next_error(&mut wearable).await, ErrorCode::NotJoined);
+
+    // A group that starts with a delta frame cannot be decoded: refused, key frame asked.
+    let mut publisher = wearable.publisher();
+    let mut stream = wearable.quic().open_uni().await.expect("stream");
+    let mut bytes = Vec::new();
+    StreamHeader {
+        session: wearable.session,
+        track: TrackId(0),
+        group: GroupSeq(2),
+    }
+    .encode(&mut bytes);
+    frame(1, false, 10).encode(&mut bytes);
+    stream.write_all(&bytes).await.expect("written");
+    assert_eq!(next_error(&mut wearable).await, ErrorCode::Malformed);
+
+    // The same connection still publishes to a watcher.
+    let mut agent = server.connect(Role::Agent, "alice").await;
+    agent.join(wearable.session).await.expect("joins");
+    let mut watcher = agent.watcher();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publisher.send(&frame(5, true, 100)).await.expect("sent");
+    let got = tokio::time::timeout(TIMEOUT, watcher.next_object())
+        .await
+        .expect("in time");
+    assert_eq!(got.expect("open").object.frame, FrameSeq(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_protocol_version_is_refused() {
+    let server = TestServer::start().await;
+    let token = server.token(Role::Agent, "old-client").await;
+    let opts = server.options(Role::Agent, &token);
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    endpoint.set_default_client_config(quic_client_config(&opts.trust).expect("config"));
+    let conn = endpoint
+        .connect(opts.server, "localhost")
+        .expect("connect")
+        .await
+        .expect("handshake");
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    let hello = ControlMessage::Hello {
+        version: 99,
+        role: Role::Agent,
+        token,
+        resume: SessionId(0),
+    };
+    send.write_all(&hello.to_bytes()).await.expect("sent");
+    let reply = recv.read_to_end(64 * 1024).await.expect("reply");
+    let mut decoder = farsight_protocol::ControlDecoder::new();
+    decoder.push(&reply);
+    match decoder.poll().expect("valid") {
+        Some(ControlMessage::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::UnsupportedVersion);
+            assert!(message.contains("99"), "{message}");
+        }
+        other => panic!("expected Error, got {other:?}"),
+    }
+}

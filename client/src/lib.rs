@@ -7,7 +7,7 @@ mod publish;
 mod tls;
 mod watch;
 
-pub use connection::{ConnectOptions, Connection, connect};
+pub use connection::{ConnectOptions, Connection, connect, quic_client_config};
 pub use publish::Publisher;
 pub use tls::{Trust, fingerprint, parse_fingerprint};
 pub use watch::{GroupEnd, Received, WatchEvent, Watcher};

@@ -80,16 +80,25 @@ pub async fn write_control(
                         return;
                     }
                 }
-                None => return,
+                // Every sender is gone; a fatal error may still follow.
+                None => break,
             },
-            Ok(f) = &mut fatal => {
-                let msg = ControlMessage::Error { code: f.code, message: f.message.clone() };
-                if send.write_all(&msg.to_bytes()).await.is_ok() && send.finish().is_ok() {
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.stopped()).await;
-                }
-                conn.close((f.code as u32).into(), f.message.as_bytes());
-                return;
-            }
+            Ok(f) = &mut fatal => return close_with(conn, send, f).await,
         }
     }
+    if let Ok(f) = fatal.await {
+        close_with(conn, send, f).await;
+    }
+}
+
+/// Writes the error last, lets the peer acknowledge it, then closes with its code.
+async fn close_with(conn: quinn::Connection, mut send: quinn::SendStream, f: Fatal) {
+    let msg = ControlMessage::Error {
+        code: f.code,
+        message: f.message.clone(),
+    };
+    if send.write_all(&msg.to_bytes()).await.is_ok() && send.finish().is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.stopped()).await;
+    }
+    conn.close((f.code as u32).into(), f.message.as_bytes());
 }
