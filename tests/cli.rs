@@ -1,1 +1,226 @@
+//! The `farsight` binary as a person runs it: tokens, `serve`, and the probe publishing real
+//! GStreamer H.264 to a probe watching it.
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_farsight");
+
+fn farsight(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("farsight runs")
+}
+
+fn ok_stdout(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+fn token(data: &Path, role: &str, name: &str) -> String {
+    let out = ok_stdout(farsight(
+        data,
+        &["token", "create", "--role", role, "--name", name],
+    ));
+    out.trim().to_string()
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Started {
+    _server: Server,
+    quic: String,
+    http: String,
+    fingerprint: String,
+}
+
+fn serve(data: &Path) -> Started {
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "serve",
+            "--quic-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("piped");
+    let server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut field = |prefix: &str| {
+        let line = lines.next().expect("a line").expect("readable");
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{line:?} should start with {prefix:?}"))
+            .trim()
+            .to_string()
+    };
+    let quic = field("QUIC");
+    let http = field("HTTP");
+    let fingerprint = field("certificate SHA-256");
+    Started {
+        _server: server,
+        quic: quic.split_whitespace().next().expect("address").to_string(),
+        http,
+        fingerprint,
+    }
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = token(dir.path(), "supervisor", "sam");
+    assert!(secret.starts_with("fst_") && secret.len() == 68, "{secret}");
+    let list = ok_stdout(farsight(dir.path(), &["token", "list"]));
+    let line = list.lines().find(|l| l.ends_with("sam")).expect("listed");
+    assert!(
+        line.contains("supervisor") && line.contains("active"),
+        "{line}"
+    );
+    assert!(!list.contains(&secret), "secrets are never listed");
+    let id = line.split_whitespace().next().expect("id");
+    ok_stdout(farsight(dir.path(), &["token", "revoke", id]));
+    let list = ok_stdout(farsight(dir.path(), &["token", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.ends_with("sam") && l.contains("revoked"))
+    );
+    let again = farsight(dir.path(), &["token", "revoke", id]);
+    assert!(!again.status.success(), "revoking twice is an error");
+    let bad_role = farsight(
+        dir.path(),
+        &["token", "create", "--role", "pilot", "--name", "x"],
+    );
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("unknown role"));
+}
+
+#[test]
+fn probe_watch_sees_probe_publish_through_a_served_relay() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    ok_stdout(farsight(data, &["migrate"]));
+    let wearable = token(data, "wearable", "glasses");
+    let agent = token(data, "agent", "alice");
+    let server = serve(data);
+
+    let health = reqwest::blocking_get(&format!("{}/healthz", server.http));
+    assert_eq!(health.trim(), "ok");
+
+    let mut publish = Command::new(BIN)
+        .args(["--data-dir"])
+        .arg(data)
+        .args([
+            "probe",
+            "publish",
+            "--server",
+            &server.quic,
+            "--token",
+            &wearable,
+        ])
+        .args(["--fingerprint", &server.fingerprint])
+        .args(["--width", "640", "--height", "360", "--seconds", "8"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("publish starts");
+    let mut out = BufReader::new(publish.stdout.take().expect("piped")).lines();
+    let first = out.next().expect("a line").expect("readable");
+    let session = first
+        .strip_prefix("publishing session ")
+        .unwrap_or_else(|| panic!("unexpected {first:?}"))
+        .to_string();
+
+    let watched = ok_stdout(
+        Command::new(BIN)
+            .args(["--data-dir"])
+            .arg(data)
+            .args([
+                "probe",
+                "watch",
+                "--server",
+                &server.quic,
+                "--token",
+                &agent,
+            ])
+            .args(["--session", &session, "--frames", "60", "--json"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("watch runs"),
+    );
+    let lines: Vec<serde_json::Value> = watched
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let (summary, frames) = lines.split_last().expect("output");
+    assert_eq!(summary["frames"], 60);
+    assert_eq!(summary["first_frame_keyframe"], true);
+    assert_eq!(frames.len(), 60);
+    let xs: Vec<f64> = frames
+        .iter()
+        .map(|f| f["position"][0].as_f64().expect("number"))
+        .collect();
+    let spread =
+        xs.iter().cloned().fold(f64::MIN, f64::max) - xs.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread > 0.05, "the synthetic head moved ({spread} m)");
+    // Every frame carries an encoded picture.
+    assert!(
+        frames
+            .iter()
+            .all(|f| f["bytes"].as_u64().expect("size") > 0)
+    );
+
+    let metrics = reqwest::blocking_get(&format!("{}/metrics", server.http));
+    let forwarded = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("farsight_objects_forwarded_total "))
+        .expect("metric present");
+    assert!(forwarded.parse::<u64>().expect("number") >= 60);
+
+    let report: serde_json::Value =
+        serde_json::from_str(&out.next().expect("a report").expect("readable")).expect("JSON");
+    assert!(report["frames"].as_u64().expect("count") >= 60, "{report}");
+    assert!(
+        report["keyframes"].as_u64().expect("count") >= 2,
+        "{report}"
+    );
+    assert!(publish.wait().expect("publish ends").success());
+}
+
+/// A tiny blocking GET so this test needs no async runtime.
+mod reqwest {
+    pub fn blocking_get(url: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            ::reqwest::get(url)
+                .await
+                .expect("request")
+                .text()
+                .await
+                .expect("body")
+        })
+    }
+}
