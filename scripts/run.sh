@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs Farsight on its embedded SQLite (./farsight-data), with a
+# simulated wearable publishing test video (GStreamer, H.264) and an agent-side watcher
+# printing every frame it receives. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/farsight/target}"
+cargo build --release --locked -p farsight-server
+farsight="$CARGO_TARGET_DIR/release/farsight"
+data="${FARSIGHT_DATA_DIR:-farsight-data}"
+export FARSIGHT_DATA_DIR="$data"
+
+# Demo tokens, made once and kept beside the database (mode 600).
+tokens="$data/demo-tokens"
+if [ ! -s "$tokens" ]; then
+  mkdir -p "$data"
+  umask 077
+  {
+    echo "WEARABLE=$("$farsight" token create --role wearable --name demo-glasses 2>/dev/null)"
+    echo "AGENT=$("$farsight" token create --role agent --name demo-agent 2>/dev/null)"
+  } > "$tokens"
+fi
+# shellcheck disable=SC1090
+source "$tokens"
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+
+"$farsight" serve &
+pids+=($!)
+for _ in $(seq 50); do
+  curl -sf "http://127.0.0.1:8080/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+"$farsight" probe publish --token "$WEARABLE" > "$data/publish.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+  session=$(sed -n 's/^publishing session //p' "$data/publish.log")
+  [ -n "$session" ] && break
+  sleep 0.2
+done
+[ -n "${session:-}" ] || { cat "$data/publish.log"; exit 1; }
+
+echo
+echo "session $session is live; sessions:  curl -H 'Authorization: Bearer $AGENT' http://127.0.0.1:8080/v1/sessions"
+echo "watching it as an agent (Ctrl-C to stop):"
+"$farsight" probe watch --token "$AGENT" --session "$session"

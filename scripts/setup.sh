@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing Farsight needs on Debian: GStreamer (with x264 from
+# plugins-ugly) and PostgreSQL for the storage tests. Safe to run again; skips what is there.
+set -euo pipefail
+
+packages=(
+  pkg-config
+  libgstreamer1.0-dev
+  libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly
+  gstreamer1.0-tools
+  postgresql
+  curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "error: a Rust toolchain (cargo, rustc 1.90 or newer) is required; see https://rustup.rs" >&2
+  exit 1
+fi
+
+# Builds live outside the clone so a second run on the same machine reuses them.
+echo "CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/farsight/target}"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up and runs every check: formatting, lints, unit and property tests, and the
+# end-to-end tests (real QUIC on loopback, GStreamer x264, SQLite and a throw-away
+# PostgreSQL cluster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/farsight/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
