@@ -98,7 +98,7 @@ struct SessionView {
     last_group: i64,
 }
 
-async fn session_view(shared: &Shared, s: crate::store::SessionRecord) -> SessionView {
+fn session_view(shared: &Shared, s: crate::store::SessionRecord) -> SessionView {
     let hub = shared.relay.get(SessionId(s.id as u64));
     SessionView {
         live: hub.as_ref().is_some_and(|h| h.publisher_id().is_some()),
@@ -119,7 +119,7 @@ async fn list_sessions(
     watcher_token(&shared, &headers).await?;
     let mut out = Vec::new();
     for s in shared.store.open_sessions().await? {
-        out.push(session_view(&shared, s).await);
+        out.push(session_view(&shared, s));
     }
     Ok(Json(out))
 }
@@ -135,5 +135,5 @@ async fn get_session(
         .session(SessionId(id))
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(session_view(&shared, s).await))
+    Ok(Json(session_view(&shared, s)))
 }

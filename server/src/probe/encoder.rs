@@ -57,7 +57,10 @@ pub enum EncoderError {
 /// Wall-clock times at which raw frames entered the encoder, matched to encoded frames by
 /// presentation timestamp, so `capture` counts the encoder's own delay.
 #[derive(Clone, Debug, Default)]
-struct CaptureStamps(Arc<Mutex<VecDeque<(Option<u64>, Micros)>>>);
+struct CaptureStamps(Arc<Mutex<VecDeque<RawFrame>>>);
+
+/// A raw frame's presentation timestamp and the wall-clock time it reached the encoder.
+type RawFrame = (Option<u64>, Micros);
 
 impl CaptureStamps {
     const MAX_PENDING: usize = 256;

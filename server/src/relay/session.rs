@@ -122,10 +122,6 @@ impl SessionHub {
         self.state().watchers.remove(&id).is_some()
     }
 
-    pub fn is_watcher(&self, id: ParticipantId) -> bool {
-        self.state().watchers.contains_key(&id)
-    }
-
     pub fn watchers(&self) -> Vec<Participant> {
         self.state()
             .watchers
