@@ -14,8 +14,7 @@ pub use watch::{GroupEnd, Received, WatchEvent, Watcher};
 
 use farsight_protocol::{DecodeError, ErrorCode};
 
-/// Application error code a relay uses to reset a group stream a watcher fell behind on.
-pub const GROUP_DROPPED: u32 = 0x100;
+pub use farsight_protocol::media::GROUP_DROPPED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

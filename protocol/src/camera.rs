@@ -61,7 +61,11 @@ impl Pose {
         let rotation = self
             .rotation
             .try_slerp(&other.rotation, t, 1e-9)
-            .unwrap_or(if t < 0.5 { self.rotation } else { other.rotation });
+            .unwrap_or(if t < 0.5 {
+                self.rotation
+            } else {
+                other.rotation
+            });
         Pose::new(self.translation.lerp(&other.translation, t), rotation)
     }
 
@@ -69,7 +73,10 @@ impl Pose {
     /// the two samples around `at`, or the nearest end when `at` lies outside them.
     pub fn at_time(samples: &[(u64, Pose)], at: u64) -> Option<Pose> {
         let after = samples.partition_point(|(ts, _)| *ts <= at);
-        match (after.checked_sub(1).map(|i| samples[i]), samples.get(after).copied()) {
+        match (
+            after.checked_sub(1).map(|i| samples[i]),
+            samples.get(after).copied(),
+        ) {
             (Some((t0, p0)), Some((t1, p1))) => {
                 let span = (t1 - t0) as f64;
                 Some(p0.interpolate(&p1, (at - t0) as f64 / span))
@@ -146,7 +153,10 @@ impl CameraModel {
             return None;
         }
         let k = &self.intrinsics;
-        Some(Point2::new(k.fx * c.x / c.z + k.cx, k.fy * c.y / c.z + k.cy))
+        Some(Point2::new(
+            k.fx * c.x / c.z + k.cx,
+            k.fy * c.y / c.z + k.cy,
+        ))
     }
 
     /// The world point seen at `pixel` with `depth` metres along the optical axis (z, not ray
@@ -191,12 +201,18 @@ mod tests {
         // x = 500 * 0.2 / 2 + 320 = 370, y = 500 * -0.4 / 2 + 240 = 140.
         let cam = camera_at_origin();
         let p = cam.project(&Point3::new(0.2, -0.4, 2.0)).expect("in front");
-        assert!((p.x - 370.0).abs() < 1e-9 && (p.y - 140.0).abs() < 1e-9, "{p}");
+        assert!(
+            (p.x - 370.0).abs() < 1e-9 && (p.y - 140.0).abs() < 1e-9,
+            "{p}"
+        );
     }
 
     #[test]
     fn point_behind_camera_does_not_project() {
-        assert_eq!(camera_at_origin().project(&Point3::new(0.0, 0.0, -1.0)), None);
+        assert_eq!(
+            camera_at_origin().project(&Point3::new(0.0, 0.0, -1.0)),
+            None
+        );
     }
 
     #[test]
@@ -230,7 +246,10 @@ mod tests {
             Vector3::new(0.0, -1.0, 0.0),
         );
         let p = cam.project(&Point3::new(0.1, 0.2, 0.3)).expect("ahead");
-        assert!((p.x - 320.0).abs() < 1e-9 && (p.y - 240.0).abs() < 1e-9, "{p}");
+        assert!(
+            (p.x - 320.0).abs() < 1e-9 && (p.y - 240.0).abs() < 1e-9,
+            "{p}"
+        );
     }
 
     #[test]

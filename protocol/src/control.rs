@@ -78,6 +78,7 @@ pub enum ErrorCode {
     SessionBusy = 8,
     UnexpectedMessage = 9,
     Internal = 10,
+    NoSuchAnnotation = 11,
 }
 
 impl ErrorCode {
@@ -94,6 +95,7 @@ impl ErrorCode {
             SessionBusy,
             UnexpectedMessage,
             Internal,
+            NoSuchAnnotation,
         ]
         .into_iter()
         .find(|c| *c as u16 == v)
@@ -184,16 +186,23 @@ pub enum ControlMessage {
         name: String,
     },
     /// Either way: a typed error. After an error in the handshake the connection closes.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
     /// Watcher → server: subscribe to a session's media and annotations.
-    Join { session: SessionId },
+    Join {
+        session: SessionId,
+    },
     /// Server → watcher: joined; the participants already there.
     Joined {
         session: SessionId,
         participants: Vec<Participant>,
     },
     /// Watcher → server: unsubscribe.
-    Leave { session: SessionId },
+    Leave {
+        session: SessionId,
+    },
     /// Server → everyone in a session: someone joined (`present`) or left.
     Presence {
         session: SessionId,
@@ -208,14 +217,29 @@ pub enum ControlMessage {
         depth: DepthSource,
         points: Vec<[f32; 3]>,
     },
-    Erase { session: SessionId, id: AnnotationId },
-    Clear { session: SessionId },
-    Freeze { session: SessionId, frame: FrameSeq },
-    Unfreeze { session: SessionId },
+    Erase {
+        session: SessionId,
+        id: AnnotationId,
+    },
+    Clear {
+        session: SessionId,
+    },
+    Freeze {
+        session: SessionId,
+        frame: FrameSeq,
+    },
+    Unfreeze {
+        session: SessionId,
+    },
     /// Watcher/server → wearable: start a new group with a key frame now.
-    KeyframeRequest { session: SessionId },
+    KeyframeRequest {
+        session: SessionId,
+    },
     /// Server → wearable: the slowest watcher can take about this many bits per second.
-    BitrateHint { session: SessionId, bits_per_second: u64 },
+    BitrateHint {
+        session: SessionId,
+        bits_per_second: u64,
+    },
 }
 
 mod types {
@@ -428,9 +452,7 @@ impl ControlMessage {
             types::JOINED => {
                 let session = session(r)?;
                 let n = r.count("Joined.participants", MAX_PARTICIPANTS)?;
-                let participants = (0..n)
-                    .map(|_| participant(r))
-                    .collect::<Result<_, _>>()?;
+                let participants = (0..n).map(|_| participant(r)).collect::<Result<_, _>>()?;
                 M::Joined {
                     session,
                     participants,
@@ -644,8 +666,18 @@ mod tests {
     fn unknown_type_is_skipped() {
         let mut d = ControlDecoder::new();
         d.push(&[0x7f, 0x00, 0, 0, 0, 3, 9, 9, 9]);
-        d.push(&ControlMessage::Clear { session: SessionId(4) }.to_bytes());
-        assert_eq!(d.poll(), Ok(Some(ControlMessage::Clear { session: SessionId(4) })));
+        d.push(
+            &ControlMessage::Clear {
+                session: SessionId(4),
+            }
+            .to_bytes(),
+        );
+        assert_eq!(
+            d.poll(),
+            Ok(Some(ControlMessage::Clear {
+                session: SessionId(4)
+            }))
+        );
         assert_eq!(d.poll(), Ok(None));
     }
 
@@ -663,6 +695,9 @@ mod tests {
         body.extend_from_slice(&[0; 8]);
         body.extend_from_slice(&5000u16.to_be_bytes());
         let err = ControlMessage::decode_payload(types::ANNOTATE, &body).unwrap_err();
-        assert_eq!(err.to_string(), "Annotate.points: length 5000 exceeds limit 4096");
+        assert_eq!(
+            err.to_string(),
+            "Annotate.points: length 5000 exceeds limit 4096"
+        );
     }
 }

@@ -2,11 +2,11 @@
 //! latest wins), so a watcher's view of the anchors stays smooth between video frames.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use nalgebra::{Quaternion, UnitQuaternion, Vector3};
+use nalgebra::{Quaternion, Vector3};
 
 use crate::camera::Pose;
 use crate::ids::{Micros, SessionId};
-use crate::wire::{DecodeError, Reader};
+use crate::wire::{DecodeError, Reader, wire_rotation};
 
 pub const POSE_DATAGRAM_TYPE: u8 = 0x50;
 /// type (1), session (8), time (8), translation (3 × 4), rotation (4 × 4).
@@ -25,9 +25,14 @@ impl PoseDatagram {
         b.put_u8(POSE_DATAGRAM_TYPE);
         b.put_u64(self.session.0);
         b.put_u64(self.at.0);
-        self.pose.translation.iter().for_each(|v| b.put_f32(*v as f32));
+        self.pose
+            .translation
+            .iter()
+            .for_each(|v| b.put_f32(*v as f32));
         let q = self.pose.rotation.quaternion();
-        [q.i, q.j, q.k, q.w].iter().for_each(|v| b.put_f32(*v as f32));
+        [q.i, q.j, q.k, q.w]
+            .iter()
+            .for_each(|v| b.put_f32(*v as f32));
         b.freeze()
     }
 
@@ -57,10 +62,7 @@ impl PoseDatagram {
         Ok(Self {
             session,
             at,
-            pose: Pose::new(
-                Vector3::new(v[0], v[1], v[2]),
-                UnitQuaternion::from_quaternion(q),
-            ),
+            pose: Pose::new(Vector3::new(v[0], v[1], v[2]), wire_rotation(q)),
         })
     }
 }

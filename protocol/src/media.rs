@@ -8,8 +8,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::camera::{CameraModel, Intrinsics, Pose};
 use crate::ids::{FrameSeq, GroupSeq, Micros, SessionId, TrackId};
-use crate::wire::{DecodeError, Reader};
-use nalgebra::{Quaternion, UnitQuaternion, Vector3};
+use crate::wire::{DecodeError, Reader, wire_rotation};
+use nalgebra::{Quaternion, Vector3};
 
 /// First byte of every unidirectional stream that carries media.
 pub const MEDIA_STREAM_TYPE: u8 = 0x4d;
@@ -20,6 +20,9 @@ pub const STREAM_HEADER_LEN: usize = 21;
 pub const OBJECT_HEADER_LEN: usize = 69;
 /// Largest encoded frame accepted, in bytes.
 pub const MAX_OBJECT_PAYLOAD: usize = 4 * 1024 * 1024;
+/// Application code with which a relay resets a group stream a watcher fell behind on;
+/// not an error, the watcher simply skips to a newer group.
+pub const GROUP_DROPPED: u32 = 0x100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamHeader {
@@ -131,7 +134,11 @@ impl Object {
         let frame = FrameSeq(r.u64("Object.frame")?);
         let capture = Micros(r.u64("Object.capture")?);
         let flags = ObjectFlags::from_bits(r.u8("Object.flags")?)?;
-        let t = [r.f32("Object.pose.t")?, r.f32("Object.pose.t")?, r.f32("Object.pose.t")?];
+        let t = [
+            r.f32("Object.pose.t")?,
+            r.f32("Object.pose.t")?,
+            r.f32("Object.pose.t")?,
+        ];
         let q = [
             r.f32("Object.pose.q")?,
             r.f32("Object.pose.q")?,
@@ -154,6 +161,17 @@ impl Object {
         ];
         let width = r.u16("Object.intrinsics.width")? as u32;
         let height = r.u16("Object.intrinsics.height")? as u32;
+        // Zero focal lengths or image sizes would turn every projection into inf or NaN.
+        for (field, bad) in [
+            ("Object.intrinsics.fx", f[0] <= 0.0),
+            ("Object.intrinsics.fy", f[1] <= 0.0),
+            ("Object.intrinsics.width", width == 0),
+            ("Object.intrinsics.height", height == 0),
+        ] {
+            if bad {
+                return Err(DecodeError::InvalidValue { field, value: 0 });
+            }
+        }
         let len = r.u32("Object.payload_length")? as usize;
         if len > MAX_OBJECT_PAYLOAD {
             return Err(DecodeError::TooLong {
@@ -165,7 +183,7 @@ impl Object {
         let camera = CameraModel {
             pose: Pose::new(
                 Vector3::new(t[0] as f64, t[1] as f64, t[2] as f64),
-                UnitQuaternion::from_quaternion(quat),
+                wire_rotation(quat),
             ),
             intrinsics: Intrinsics {
                 fx: f[0] as f64,
@@ -254,7 +272,9 @@ mod tests {
         Object {
             frame: FrameSeq(frame),
             capture: Micros(1_700_000_000_000_000 + frame),
-            flags: ObjectFlags { keyframe: frame == 0 },
+            flags: ObjectFlags {
+                keyframe: frame == 0,
+            },
             camera: CameraModel {
                 pose: Pose::IDENTITY,
                 intrinsics: Intrinsics::from_hfov(1280, 720, 1.2),
@@ -312,7 +332,10 @@ mod tests {
         let head: [u8; OBJECT_HEADER_LEN] = wire[..].try_into().expect("exact length");
         assert!(matches!(
             Object::decode_header(&head),
-            Err(DecodeError::TooLong { field: "Object.payload", .. })
+            Err(DecodeError::TooLong {
+                field: "Object.payload",
+                ..
+            })
         ));
     }
 }

@@ -4,6 +4,7 @@
 //! (`Annotate.points: count 5000 exceeds limit 4096`).
 
 use bytes::BufMut;
+use nalgebra::{Quaternion, UnitQuaternion};
 
 /// Why a message could not be decoded. Each variant names the field involved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -129,4 +130,16 @@ pub fn put_string(out: &mut impl BufMut, s: &str, limit: usize) {
     }
     out.put_u16(end as u16);
     out.put_slice(&s.as_bytes()[..end]);
+}
+
+/// The rotation of a decoded pose. A quaternion that is already unit to f32 precision is kept
+/// as sent, so that re-encoding a decoded pose (the relay does, for every object) reproduces
+/// the sender's bytes; renormalising would move a component by one ulp now and then, on every
+/// hop. Anything further from unit (decoders accept a norm in 0.99..=1.01) is normalised.
+pub(crate) fn wire_rotation(q: Quaternion<f64>) -> UnitQuaternion<f64> {
+    if (q.norm() - 1.0).abs() <= 1e-6 {
+        UnitQuaternion::new_unchecked(q)
+    } else {
+        UnitQuaternion::from_quaternion(q)
+    }
 }

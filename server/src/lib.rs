@@ -41,14 +41,23 @@ pub struct Running {
     pub fingerprint: String,
     pub shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
+    accept: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Closes every connection and both listeners, and waits for the store to close.
+    /// Closes every connection and both listeners, waits for the connections' tasks to end
+    /// (releasing the UDP port) and for the store to close.
     pub async fn shutdown(self) {
         self.endpoint.close(0u32.into(), b"server shutting down");
         self.http.abort();
+        let _ = self.http.await;
+        if tokio::time::timeout(Duration::from_secs(5), self.accept)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open five seconds after shutdown");
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
         self.shared.store.close().await;
     }
@@ -83,13 +92,14 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
-    tokio::spawn(quic::accept_loop(endpoint.clone(), shared.clone()));
+    let accept = tokio::spawn(quic::accept_loop(endpoint.clone(), shared.clone()));
     Ok(Running {
         quic_addr: endpoint.local_addr()?,
         http_addr,
         fingerprint: identity.fingerprint,
         shared,
         endpoint,
+        accept,
         http,
     })
 }

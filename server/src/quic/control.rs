@@ -83,7 +83,13 @@ pub async fn write_control(
                 // Every sender is gone; a fatal error may still follow.
                 None => break,
             },
-            Ok(f) = &mut fatal => return close_with(conn, send, f).await,
+            fatal = &mut fatal => {
+                // `Err`: the connection ended without one; nothing more will be written.
+                if let Ok(f) = fatal {
+                    close_with(conn, send, f).await;
+                }
+                return;
+            }
         }
     }
     if let Ok(f) = fatal.await {

@@ -36,15 +36,19 @@ pub fn endpoint(identity: &Identity, addr: SocketAddr) -> anyhow::Result<quinn::
     Ok(quinn::Endpoint::server(config, addr)?)
 }
 
-/// Accepts connections until the endpoint is closed.
+/// Accepts connections until the endpoint is closed, then waits for every connection's
+/// task to finish, so that when this returns no connection holds the socket any more.
 pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    let mut connections = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         let shared = shared.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             match incoming.await {
                 Ok(conn) => peer::run(conn, shared).await,
                 Err(e) => tracing::debug!(error = %e, "handshake failed"),
             }
         });
+        while connections.try_join_next().is_some() {}
     }
+    while connections.join_next().await.is_some() {}
 }

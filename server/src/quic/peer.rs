@@ -298,7 +298,10 @@ async fn wearable_control(
                 id, depth, points, ..
             } => {
                 if !store.resolve_anchor(hub.id, *id, *depth, points).await? {
-                    peer.refuse(ErrorCode::NoSuchSession, format!("no live annotation {id}"));
+                    peer.refuse(
+                        ErrorCode::NoSuchAnnotation,
+                        format!("no live annotation {id}"),
+                    );
                     continue;
                 }
             }
