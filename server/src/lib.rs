@@ -7,6 +7,7 @@ pub mod cert;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod outreach;
 pub mod probe;
 pub mod quic;
 pub mod relay;

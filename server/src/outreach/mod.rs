@@ -1,0 +1,6 @@
+//! Proactive outreach, prediction half: usage events in, per-user-topic features kept up to
+//! date as they arrive, a hazard model of "contacts support on this topic within 14 days",
+//! and the predictions with their reasons.
+
+pub mod event;
+pub mod features;
