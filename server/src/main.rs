@@ -1,6 +1,8 @@
 //! The `farsight` command line: parses arguments and hands over to the library.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -8,8 +10,12 @@ use clap::{Parser, Subcommand};
 use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
 use farsight_protocol::{Role, SessionId};
 use farsight_server::config::{ServeArgs, ServeConfig, StorageArgs};
+use farsight_server::outreach::import;
+use farsight_server::outreach::service;
+use farsight_server::outreach::simulate::{SimulateOptions, simulate};
+use farsight_server::outreach::train::TrainConfig;
 use farsight_server::probe::{self, EncoderSettings, PublishOptions, WatchOptions};
-use farsight_server::store::Store;
+use farsight_server::store::{Store, TokenRole};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,14 +45,68 @@ enum Command {
     /// The reference client: publish test video or watch a session.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Usage events: import from a file.
+    #[command(subcommand)]
+    Events(ImportCommand),
+    /// User profiles: import from a file.
+    #[command(subcommand)]
+    Users(ImportCommand),
+    /// Write a synthetic usage history (users.ndjson and events.ndjson) for demos and tests.
+    Simulate {
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long, default_value_t = 60)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First simulated day, YYYY-MM-DD (default: `days` days before today).
+        #[arg(long)]
+        start: Option<jiff::civil::Date>,
+        /// Directory to write into.
+        #[arg(long, default_value = "simulated")]
+        out: PathBuf,
+    },
+    /// The prediction model.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// The highest predicted needs, with their reasons.
+    Predictions {
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Output JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import an NDJSON file (or a JSON array); bad rows are reported by line and skipped.
+    Import { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Fit on stored history with a time-based split, report metrics, store it as active.
+    Train {
+        /// L2 penalty on the standardised coefficients.
+        #[arg(long, default_value_t = 1.0)]
+        l2: f64,
+        /// Also write the training table as CSV (features and label) for comparisons.
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// List stored models with their metrics.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Create a token and print it (it is shown only this once).
     Create {
+        /// wearable, agent, supervisor, or service (posts usage events over HTTP).
         #[arg(long)]
-        role: Role,
+        role: TokenRole,
         #[arg(long)]
         name: String,
     },
@@ -133,6 +193,54 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(cmd) => token(&cli.storage, cmd).await,
         Command::Probe(cmd) => probe_command(&cli.storage, cmd).await,
+        Command::Events(ImportCommand::Import { file }) => {
+            import(&cli.storage, &file, import::What::Events).await
+        }
+        Command::Users(ImportCommand::Import { file }) => {
+            import(&cli.storage, &file, import::What::Users).await
+        }
+        Command::Simulate {
+            users,
+            days,
+            seed,
+            start,
+            out,
+        } => simulate_files(users, days, seed, start, &out),
+        Command::Model(ModelCommand::Train { l2, export }) => {
+            let store = open_store(&cli.storage).await?;
+            let mut config = TrainConfig::default();
+            config.options.l2 = l2;
+            let trained = service::train_from_store(&store, &config, export.as_deref()).await?;
+            println!("{}", service::render_report(&trained));
+            Ok(())
+        }
+        Command::Model(ModelCommand::List) => {
+            let store = open_store(&cli.storage).await?;
+            for m in store.models().await? {
+                let active = if m.active { "active" } else { "" };
+                println!("{:<18} {:<7} {}", m.id, active, m.metrics["test"]);
+            }
+            Ok(())
+        }
+        Command::Predictions { top, json } => {
+            let store = open_store(&cli.storage).await?;
+            let predictions = service::current_predictions(&store, top, None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&predictions)?);
+            } else {
+                for p in predictions {
+                    let reasons: Vec<_> = p.reasons.iter().map(|r| r.text.as_str()).collect();
+                    println!(
+                        "{:>5.1}%  {:<10} {:<16} {}",
+                        p.probability * 100.0,
+                        p.user,
+                        p.topic,
+                        reasons.join("; ")
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -321,4 +429,93 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+async fn import(storage: &StorageArgs, file: &Path, what: import::What) -> anyhow::Result<()> {
+    let store = open_store(storage).await?;
+    let report = import::import_file(&store, file, what).await?;
+    for r in report.rejected.iter().take(20) {
+        eprintln!("line {}: {}", r.row, r.reason);
+    }
+    if report.rejected.len() > 20 {
+        eprintln!("… and {} more rejected lines", report.rejected.len() - 20);
+    }
+    println!(
+        "{} accepted, {} duplicates, {} rejected",
+        report.accepted,
+        report.duplicates,
+        report.rejected.len()
+    );
+    Ok(())
+}
+
+fn simulate_files(
+    users: usize,
+    days: u32,
+    seed: u64,
+    start: Option<jiff::civil::Date>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let start = match start {
+        Some(date) => date,
+        None => jiff::Zoned::now()
+            .date()
+            .checked_sub(jiff::Span::new().days(i64::from(days)))?,
+    };
+    let start_ms = start
+        .to_zoned(jiff::tz::TimeZone::UTC)?
+        .timestamp()
+        .as_millisecond();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let open = |name: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+        let path = out.join(name);
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(std::io::BufWriter::new(file))
+    };
+    let (mut users_out, mut events_out) = (open("users.ndjson")?, open("events.ndjson")?);
+    let bar = indicatif::ProgressBar::new_spinner();
+    let (mut n_users, mut n_events) = (0u64, 0u64);
+    let (mut users_failed, mut events_failed) = (None, None);
+    let options = SimulateOptions {
+        users,
+        days,
+        seed,
+        start_ms,
+    };
+    simulate(
+        &options,
+        |u| {
+            n_users += 1;
+            if let Err(e) = write_line(&mut users_out, u) {
+                users_failed.get_or_insert(e);
+            }
+        },
+        |e| {
+            n_events += 1;
+            if n_events % 100_000 == 0 {
+                bar.set_message(format!("{n_events} events"));
+                bar.tick();
+            }
+            if let Err(e) = write_line(&mut events_out, e) {
+                events_failed.get_or_insert(e);
+            }
+        },
+    );
+    if let Some(e) = users_failed.or(events_failed) {
+        return Err(anyhow::Error::from(e).context("writing the simulation"));
+    }
+    users_out.flush()?;
+    events_out.flush()?;
+    bar.finish_and_clear();
+    println!(
+        "{n_users} users and {n_events} events from {start} over {days} days written to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn write_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
 }

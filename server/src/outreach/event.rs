@@ -169,10 +169,13 @@ pub struct RowError {
     pub reason: String,
 }
 
+/// A row's 1-based number and its JSON, or why it is not JSON.
+pub type NumberedRow = (usize, Result<Value, String>);
+
 /// Splits a batch into rows: a JSON array, or NDJSON (one object per line, blank lines
 /// skipped). Row numbers are array positions or line numbers, from 1. A body that is not
 /// valid JSON as a whole still yields its good lines when it is NDJSON.
-pub fn split_rows(body: &[u8]) -> Result<Vec<(usize, Result<Value, String>)>, String> {
+pub fn split_rows(body: &[u8]) -> Result<Vec<NumberedRow>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
     let rows: Vec<_> = if text.trim_start().starts_with('[') {
         let values: Vec<Value> =
@@ -251,9 +254,12 @@ pub fn parse_event(v: Value) -> Result<Event, String> {
              support_contact, outreach_call"
         )
     })?;
-    let topic = match get("topic") {
-        Value::Null if kind == EventKind::SdkVersion => String::new(),
-        t => bounded(&t, "topic", MAX_TOPIC_LEN)?.trim().to_lowercase(),
+    // The SDK version belongs to the user: any topic it carries is ignored.
+    let topic = match kind {
+        EventKind::SdkVersion => String::new(),
+        _ => bounded(&get("topic"), "topic", MAX_TOPIC_LEN)?
+            .trim()
+            .to_lowercase(),
     };
     let attrs = match get("attrs") {
         Value::Null => Map::new(),

@@ -104,10 +104,21 @@ pub struct UserContext {
     pub tier: Tier,
     /// Minor releases behind the newest SDK seen on the platform.
     pub sdk_lag: f64,
+    /// When the user's SDK version last changed, if ever seen to.
+    pub sdk_upgraded_ms: Option<i64>,
+}
+
+impl UserContext {
+    /// Days since the last SDK upgrade, capped: fresh upgrades break things.
+    fn days_since_upgrade(&self, at_ms: i64) -> f64 {
+        self.sdk_upgraded_ms.map_or(RECENCY_CAP_DAYS, |t| {
+            ((at_ms - t) as f64 / DAY_MS).clamp(0.0, RECENCY_CAP_DAYS)
+        })
+    }
 }
 
 /// Names of the feature vector's columns, in order.
-pub const FEATURE_NAMES: [&str; 16] = [
+pub const FEATURE_NAMES: [&str; 17] = [
     "doc_views_1d",
     "doc_views_7d",
     "doc_views_28d",
@@ -123,6 +134,7 @@ pub const FEATURE_NAMES: [&str; 16] = [
     "error_rate_7d",
     "doc_views_rising",
     "sdk_minor_versions_behind",
+    "days_since_sdk_upgrade",
     "plan_tier",
 ];
 
@@ -155,6 +167,7 @@ pub fn vector(state: &TopicState, user: &UserContext, at_ms: i64) -> [f64; FEATU
         // Reading faster now than over the past week: trouble is brewing.
         doc1 - doc7 / 7.0,
         user.sdk_lag,
+        user.days_since_upgrade(at_ms),
         user.tier.rank(),
     ]
 }
@@ -196,11 +209,12 @@ mod tests {
         let user = UserContext {
             tier: Tier::Gold,
             sdk_lag: 2.0,
+            sdk_upgraded_ms: Some(-(DAY_MS as i64)),
         };
         let v = vector(&s, &user, 2 * DAY_MS as i64);
         assert_eq!(v[10], RECENCY_CAP_DAYS, "never read docs");
         assert!((v[11] - 2.0).abs() < 1e-12, "two days since the error");
         assert!(v[12] > 0.0 && v[12] < 0.5);
-        assert_eq!((v[14], v[15]), (2.0, 2.0));
+        assert_eq!((v[14], v[15], v[16]), (2.0, 3.0, 2.0));
     }
 }

@@ -4,3 +4,10 @@
 
 pub mod event;
 pub mod features;
+pub mod import;
+pub mod ingest;
+pub mod model;
+pub mod predict;
+pub mod service;
+pub mod simulate;
+pub mod train;

@@ -170,7 +170,7 @@ async fn handshake(
             "unknown or revoked token",
         ));
     };
-    if token.role != role {
+    if token.role.protocol_role() != Some(role) {
         return Err(Fatal::new(
             ErrorCode::WrongRole,
             format!(

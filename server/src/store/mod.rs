@@ -2,12 +2,14 @@
 //! same portable queries on the embedded SQLite file and on PostgreSQL.
 
 mod annotations;
+mod outreach;
 mod sessions;
 mod tokens;
 
 pub use annotations::StoredAnnotation;
+pub use outreach::{IngestCounts, StoredModel, TopicRow};
 pub use sessions::SessionRecord;
-pub use tokens::{TokenRecord, hash_token};
+pub use tokens::{TokenRecord, TokenRole, hash_token};
 
 use std::str::FromStr;
 

@@ -7,18 +7,78 @@ use sqlx::Row;
 
 use super::{Store, StoreError, new_id, now_micros};
 
+/// What a token may do: the QUIC roles, plus `service` for platforms that post usage
+/// events over HTTP and never connect over QUIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    Wearable,
+    Agent,
+    Supervisor,
+    Service,
+}
+
+impl TokenRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Wearable => "wearable",
+            TokenRole::Agent => "agent",
+            TokenRole::Supervisor => "supervisor",
+            TokenRole::Service => "service",
+        }
+    }
+
+    /// The role this token may claim in a QUIC `Hello`, if any.
+    pub fn protocol_role(self) -> Option<Role> {
+        match self {
+            TokenRole::Wearable => Some(Role::Wearable),
+            TokenRole::Agent => Some(Role::Agent),
+            TokenRole::Supervisor => Some(Role::Supervisor),
+            TokenRole::Service => None,
+        }
+    }
+
+    /// Agents and supervisors, who work in the console.
+    pub fn is_staff(self) -> bool {
+        matches!(self, TokenRole::Agent | TokenRole::Supervisor)
+    }
+}
+
+impl From<Role> for TokenRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Wearable => TokenRole::Wearable,
+            Role::Agent => TokenRole::Agent,
+            Role::Supervisor => TokenRole::Supervisor,
+        }
+    }
+}
+
+impl std::str::FromStr for TokenRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "service" => Ok(TokenRole::Service),
+            other => other.parse::<Role>().map(TokenRole::from).map_err(|_| {
+                format!("unknown role {other:?} (wearable, agent, supervisor or service)")
+            }),
+        }
+    }
+}
+
+impl PartialEq<Role> for TokenRole {
+    fn eq(&self, other: &Role) -> bool {
+        self.protocol_role() == Some(*other)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TokenRecord {
     pub id: i64,
     pub name: String,
-    #[serde(serialize_with = "role_str")]
-    pub role: Role,
+    pub role: TokenRole,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
-}
-
-fn role_str<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(role.as_str())
 }
 
 /// Tokens carry 256 random bits, so an unsalted hash is as strong as the token itself.
@@ -43,9 +103,10 @@ impl Store {
     /// Creates a token; the secret is returned here and never again.
     pub async fn create_token(
         &self,
-        role: Role,
+        role: impl Into<TokenRole>,
         name: &str,
     ) -> Result<(TokenRecord, String), StoreError> {
+        let role = role.into();
         let secret = format!("fst_{}", hex::encode(rand::random::<[u8; 32]>()));
         let rec = TokenRecord {
             id: new_id(),

@@ -1,5 +1,7 @@
 //! HTTP: health, Prometheus metrics and the JSON API. Handlers stay small; errors go
-//! through [`ApiError`].
+//! through [`ApiError`]; every route but health and metrics takes a bearer token.
+
+mod outreach;
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use farsight_protocol::SessionId;
 use serde::Serialize;
 
 use crate::Shared;
-use crate::store::{StoreError, TokenRecord};
+use crate::store::{StoreError, TokenRecord, TokenRole};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -20,6 +22,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
+        .merge(outreach::routes())
         .with_state(shared)
 }
 
@@ -31,6 +34,10 @@ pub enum ApiError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("storage unavailable")]
     Store(#[from] StoreError),
 }
@@ -41,6 +48,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage failed");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -69,8 +78,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     )
 }
 
-/// Agents and supervisors may read sessions.
-async fn watcher_token(shared: &Shared, headers: &HeaderMap) -> Result<TokenRecord, ApiError> {
+/// The caller's token, which must have one of the `allowed` roles.
+pub async fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    allowed: &[TokenRole],
+) -> Result<TokenRecord, ApiError> {
     let secret = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -81,11 +94,13 @@ async fn watcher_token(shared: &Shared, headers: &HeaderMap) -> Result<TokenReco
         .verify_token(secret.trim())
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    if !token.role.watches() {
+    if !allowed.contains(&token.role) {
         return Err(ApiError::Forbidden);
     }
     Ok(token)
 }
+
+const STAFF: &[TokenRole] = &[TokenRole::Agent, TokenRole::Supervisor];
 
 #[derive(Debug, Serialize)]
 struct SessionView {
@@ -116,7 +131,7 @@ async fn list_sessions(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
-    watcher_token(&shared, &headers).await?;
+    authorize(&shared, &headers, STAFF).await?;
     let mut out = Vec::new();
     for s in shared.store.open_sessions().await? {
         out.push(session_view(&shared, s));
@@ -129,7 +144,7 @@ async fn get_session(
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Json<SessionView>, ApiError> {
-    watcher_token(&shared, &headers).await?;
+    authorize(&shared, &headers, STAFF).await?;
     let s = shared
         .store
         .session(SessionId(id))

@@ -1,0 +1,124 @@
+//! The outreach API: usage events and user profiles in (service tokens), predictions and
+//! models out (staff and service tokens).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{ApiError, authorize};
+use crate::Shared;
+use crate::outreach::event::{MAX_BATCH_BYTES, UserProfile, parse_profile};
+use crate::outreach::ingest::{BatchReport, ingest_events, ingest_users};
+use crate::outreach::predict::Prediction;
+use crate::outreach::service::{OutreachError, current_predictions};
+use crate::store::{StoredModel, TokenRole};
+
+const SERVICE: &[TokenRole] = &[TokenRole::Service];
+const READERS: &[TokenRole] = &[TokenRole::Service, TokenRole::Agent, TokenRole::Supervisor];
+/// Most predictions one request may ask for.
+const MAX_TOP: usize = 10_000;
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/users", post(post_users))
+        .route("/v1/users/{id}", put(put_user).get(get_user))
+        .route("/v1/predictions", get(get_predictions))
+        .route("/v1/models", get(get_models))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
+}
+
+/// 200 when any row was good (or the batch was empty), 422 when every row was rejected.
+fn batch_response(
+    report: Result<BatchReport, String>,
+) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
+    let report = report.map_err(ApiError::BadRequest)?;
+    let status = if report.accepted + report.duplicates == 0 && !report.rejected.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
+}
+
+async fn post_events(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
+    authorize(&shared, &headers, SERVICE).await?;
+    batch_response(ingest_events(&shared.store, &body, 1).await?)
+}
+
+async fn post_users(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
+    authorize(&shared, &headers, SERVICE).await?;
+    batch_response(ingest_users(&shared.store, &body, 1).await?)
+}
+
+async fn put_user(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(mut body): Json<serde_json::Value>,
+) -> Result<Json<UserProfile>, ApiError> {
+    authorize(&shared, &headers, SERVICE).await?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("user".into(), id.into());
+    }
+    let profile = parse_profile(body).map_err(ApiError::BadRequest)?;
+    shared
+        .store
+        .upsert_users(std::slice::from_ref(&profile))
+        .await?;
+    Ok(Json(profile))
+}
+
+async fn get_user(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    authorize(&shared, &headers, READERS).await?;
+    Ok(Json(
+        shared.store.user(&id).await?.ok_or(ApiError::NotFound)?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct PredictionQuery {
+    top: Option<usize>,
+    /// Milliseconds since the epoch; default: the newest event stored.
+    at: Option<i64>,
+}
+
+async fn get_predictions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<PredictionQuery>,
+) -> Result<Json<Vec<Prediction>>, ApiError> {
+    authorize(&shared, &headers, READERS).await?;
+    let top = q.top.unwrap_or(20).min(MAX_TOP);
+    match current_predictions(&shared.store, top, q.at).await {
+        Ok(predictions) => Ok(Json(predictions)),
+        Err(OutreachError::NoModel) => Err(ApiError::Conflict(OutreachError::NoModel.to_string())),
+        Err(OutreachError::Store(e)) => Err(e.into()),
+        Err(other) => Err(ApiError::BadRequest(other.to_string())),
+    }
+}
+
+async fn get_models(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<StoredModel>>, ApiError> {
+    authorize(&shared, &headers, READERS).await?;
+    Ok(Json(shared.store.models().await?))
+}

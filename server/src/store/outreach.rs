@@ -1,0 +1,416 @@
+//! Outreach storage: user profiles, usage events with their feature updates, fitted models.
+//!
+//! Ingest is one transaction per chunk of rows: insert the events (duplicates by id are
+//! skipped, so retries are idempotent), then fold only the new ones into the stored feature
+//! state of their (user, topic). Readers never see events without their features.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{Store, StoreError, now_micros};
+use crate::outreach::event::{Event, EventKind, SdkVersion, Tier, UserProfile};
+use crate::outreach::features::{Signal, TopicState};
+
+/// Rows per statement: 7 parameters each stays far below SQLite's 32 766 and PostgreSQL's
+/// 65 535 bound parameters.
+const CHUNK: usize = 500;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestCounts {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+/// One stored (user, topic) feature state with what scoring needs about the user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicRow {
+    pub user: String,
+    pub topic: String,
+    pub state: TopicState,
+    pub tier: Tier,
+    pub sdk_version: Option<SdkVersion>,
+    /// When the user's SDK version last changed (ms); 0 when never seen to change.
+    pub sdk_upgraded_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StoredModel {
+    pub id: i64,
+    pub created_at: i64,
+    pub active: bool,
+    pub metrics: Value,
+    #[serde(skip)]
+    pub model: String,
+}
+
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl Store {
+    /// Creates or replaces user profiles, keeping what events taught (the SDK version).
+    pub async fn upsert_users(&self, profiles: &[UserProfile]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for p in profiles {
+            sqlx::query(
+                "INSERT INTO users (id, tier, tz, phone, consent, do_not_call, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, tz = excluded.tz, \
+                 phone = excluded.phone, consent = excluded.consent, \
+                 do_not_call = excluded.do_not_call, updated_at = excluded.updated_at",
+            )
+            .bind(&p.user)
+            .bind(p.tier.as_str())
+            .bind(&p.tz)
+            .bind(p.phone.as_deref())
+            .bind(p.consent as i64)
+            .bind(p.do_not_call as i64)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<UserProfile>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tier, tz, phone, consent, do_not_call FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(UserProfile {
+                user: row.try_get("id")?,
+                tier: Tier::parse(&row.try_get::<String, _>("tier")?).unwrap_or_default(),
+                tz: row.try_get("tz")?,
+                phone: row.try_get("phone")?,
+                consent: row.try_get::<i64, _>("consent")? != 0,
+                do_not_call: row.try_get::<i64, _>("do_not_call")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores events and updates the features of the new ones, atomically per chunk.
+    /// Events already stored (same id) are counted as duplicates and change nothing.
+    pub async fn ingest_events(&self, events: &[Event]) -> Result<IngestCounts, StoreError> {
+        let mut counts = IngestCounts::default();
+        for chunk in events.chunks(CHUNK) {
+            let accepted = self.ingest_chunk(chunk).await?;
+            counts.accepted += accepted;
+            counts.duplicates += chunk.len() - accepted;
+        }
+        Ok(counts)
+    }
+
+    async fn ingest_chunk(&self, chunk: &[Event]) -> Result<usize, StoreError> {
+        let received = now_micros();
+        let mut tx = self.pool.begin().await?;
+
+        let sql = format!(
+            "INSERT INTO events (id, user_id, ts, kind, topic, attrs, received_at) VALUES {} \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+            placeholders(chunk.len(), 7)
+        );
+        let mut insert = sqlx::query(&sql);
+        for e in chunk {
+            insert = insert
+                .bind(&e.id)
+                .bind(&e.user)
+                .bind(e.ts)
+                .bind(e.kind.as_str())
+                .bind(&e.topic)
+                .bind(Value::Object(e.attrs.clone()).to_string())
+                .bind(received);
+        }
+        let inserted: std::collections::HashSet<String> = insert
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<_, _>>()?;
+        // A repeated id inside one chunk is inserted once; its first occurrence counts.
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<&Event> = chunk
+            .iter()
+            .filter(|e| inserted.contains(&e.id) && seen.insert(e.id.as_str()))
+            .collect();
+
+        self.ensure_users(&mut tx, &fresh).await?;
+        self.record_sdk_versions(&mut tx, &fresh).await?;
+        self.update_features(&mut tx, &fresh).await?;
+        tx.commit().await?;
+        Ok(fresh.len())
+    }
+
+    async fn ensure_users(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        events: &[&Event],
+    ) -> Result<(), StoreError> {
+        let mut users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let now = now_micros();
+        for chunk in users.chunks(CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO users (id, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for u in chunk {
+                q = q.bind(*u).bind(now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_sdk_versions(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        events: &[&Event],
+    ) -> Result<(), StoreError> {
+        for e in events.iter().filter(|e| e.kind == EventKind::SdkVersion) {
+            let Some(version) = e.sdk_version() else {
+                continue;
+            };
+            // Only a newer report replaces the version, whatever order events arrive in.
+            sqlx::query(
+                "UPDATE users SET sdk_upgraded_at = CASE \
+                 WHEN sdk_version IS NOT NULL AND sdk_version <> $1 THEN $2 \
+                 ELSE sdk_upgraded_at END, sdk_version = $1, sdk_seen_at = $2 \
+                 WHERE id = $3 AND sdk_seen_at <= $2",
+            )
+            .bind(version.to_string())
+            .bind(e.ts)
+            .bind(&e.user)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn update_features(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        events: &[&Event],
+    ) -> Result<(), StoreError> {
+        let mut by_pair: BTreeMap<(&str, &str), Vec<&Event>> = BTreeMap::new();
+        for e in events {
+            if Signal::of(e.kind).is_some() {
+                by_pair.entry((&e.user, &e.topic)).or_default().push(e);
+            }
+        }
+        let pairs: Vec<_> = by_pair.into_iter().collect();
+        for chunk in pairs.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT user_id, topic, state FROM topic_features WHERE (user_id, topic) IN ({})",
+                (0..chunk.len())
+                    .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut select = sqlx::query(&sql);
+            for ((user, topic), _) in chunk {
+                select = select.bind(*user).bind(*topic);
+            }
+            let mut states: HashMap<(String, String), TopicState> = HashMap::new();
+            for row in select.fetch_all(&mut **tx).await? {
+                let state: String = row.try_get("state")?;
+                states.insert(
+                    (row.try_get("user_id")?, row.try_get("topic")?),
+                    serde_json::from_str(&state).map_err(corrupt("feature state"))?,
+                );
+            }
+
+            let sql = format!(
+                "INSERT INTO topic_features (user_id, topic, state, reference_ms) VALUES {} \
+                 ON CONFLICT (user_id, topic) DO UPDATE SET state = excluded.state, \
+                 reference_ms = excluded.reference_ms",
+                placeholders(chunk.len(), 4)
+            );
+            let mut upsert = sqlx::query(&sql);
+            for ((user, topic), pair_events) in chunk {
+                let mut state = states
+                    .remove(&(user.to_string(), topic.to_string()))
+                    .unwrap_or_default();
+                for e in pair_events {
+                    if let Some(signal) = Signal::of(e.kind) {
+                        state.observe(signal, e.ts);
+                    }
+                }
+                upsert = upsert
+                    .bind(*user)
+                    .bind(*topic)
+                    .bind(serde_json::to_string(&state).expect("floats serialise"))
+                    .bind(state.reference_ms);
+            }
+            upsert.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the same rows as plain events, with no feature work: the benchmark's reference.
+    pub async fn insert_events_plain(&self, events: &[Event]) -> Result<(), StoreError> {
+        for chunk in events.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO events (id, user_id, ts, kind, topic, attrs, received_at) VALUES {} \
+                 ON CONFLICT (id) DO NOTHING",
+                placeholders(chunk.len(), 7)
+            );
+            let mut insert = sqlx::query(&sql);
+            for e in chunk {
+                insert = insert
+                    .bind(&e.id)
+                    .bind(&e.user)
+                    .bind(e.ts)
+                    .bind(e.kind.as_str())
+                    .bind(&e.topic)
+                    .bind(Value::Object(e.attrs.clone()).to_string())
+                    .bind(now_micros());
+            }
+            let mut tx = self.pool.begin().await?;
+            insert.execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Every stored (user, topic) state with the user's tier and SDK version.
+    pub async fn topic_rows(&self) -> Result<Vec<TopicRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.user_id, f.topic, f.state, u.tier, u.sdk_version, u.sdk_upgraded_at \
+             FROM topic_features f JOIN users u ON u.id = f.user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                let sdk: Option<String> = row.try_get("sdk_version")?;
+                Ok(TopicRow {
+                    user: row.try_get("user_id")?,
+                    topic: row.try_get("topic")?,
+                    state: serde_json::from_str(&state).map_err(corrupt("feature state"))?,
+                    tier: Tier::parse(&row.try_get::<String, _>("tier")?).unwrap_or_default(),
+                    sdk_version: sdk.as_deref().and_then(SdkVersion::parse),
+                    sdk_upgraded_at: row.try_get("sdk_upgraded_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// All stored events in time order (model training replays them).
+    pub async fn events_in_order(&self) -> Result<Vec<Event>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, user_id, ts, kind, topic, attrs FROM events ORDER BY ts, id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                let attrs: String = row.try_get("attrs")?;
+                Ok(Event {
+                    id: row.try_get("id")?,
+                    user: row.try_get("user_id")?,
+                    ts: row.try_get("ts")?,
+                    kind: EventKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind}")))?,
+                    topic: row.try_get("topic")?,
+                    attrs: serde_json::from_str(&attrs).map_err(corrupt("event attrs"))?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn event_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Stores a fitted model and makes it the active one.
+    pub async fn save_model(&self, model: &str, metrics: &Value) -> Result<i64, StoreError> {
+        let id = super::new_id();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE models SET active = 0 WHERE active = 1")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO models (id, created_at, active, metrics, model) VALUES ($1, $2, 1, $3, $4)",
+        )
+        .bind(id)
+        .bind(now_micros())
+        .bind(metrics.to_string())
+        .bind(model)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    fn model_row(row: &sqlx::any::AnyRow) -> Result<StoredModel, StoreError> {
+        let metrics: String = row.try_get("metrics")?;
+        Ok(StoredModel {
+            id: row.try_get("id")?,
+            created_at: row.try_get("created_at")?,
+            active: row.try_get::<i64, _>("active")? != 0,
+            metrics: serde_json::from_str(&metrics).map_err(corrupt("model metrics"))?,
+            model: row.try_get("model")?,
+        })
+    }
+
+    pub async fn active_model(&self) -> Result<Option<StoredModel>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, created_at, active, metrics, model FROM models WHERE active = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::model_row).transpose()
+    }
+
+    pub async fn models(&self) -> Result<Vec<StoredModel>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, active, metrics, model FROM models ORDER BY created_at DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::model_row).collect()
+    }
+}
+
+impl Store {
+    /// Every user's plan tier, for replaying history.
+    pub async fn user_tiers(&self) -> Result<HashMap<String, Tier>, StoreError> {
+        let rows = sqlx::query("SELECT id, tier FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let tier: String = row.try_get("tier")?;
+                Ok((row.try_get("id")?, Tier::parse(&tier).unwrap_or_default()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,341 @@
+//! Proactive outreach, prediction half, through the real HTTP API and storage: idempotent
+//! ingest, rows rejected by number, features equal to a recomputation, a model that beats
+//! the frequency baseline, and the same storage paths on PostgreSQL.
+
+mod support;
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use std::collections::HashMap;
+
+use farsight_protocol::Role;
+use farsight_server::ServeConfig;
+use farsight_server::outreach::event::{Event, EventKind};
+use farsight_server::outreach::features::{Signal, TopicState};
+use farsight_server::outreach::service::{current_predictions, train_from_store};
+use farsight_server::outreach::simulate::{SimulateOptions, simulate};
+use farsight_server::outreach::train::TrainConfig;
+use farsight_server::store::TokenRole;
+use postgres::PgCluster;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use support::TestServer;
+
+const DAY: i64 = 86_400_000;
+
+async fn server_on(url: Option<String>) -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServeConfig::ephemeral(dir.path());
+    if let Some(url) = url {
+        config.database_url = url;
+    }
+    TestServer::start_in(dir, config).await
+}
+
+async fn service_token(server: &TestServer) -> String {
+    let (_, secret) = server
+        .running
+        .shared
+        .store
+        .create_token(TokenRole::Service, "platform")
+        .await
+        .expect("token");
+    secret
+}
+
+async fn post(server: &TestServer, path: &str, token: &str, body: String) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(server.http(path))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn ndjson(rows: &[Value]) -> String {
+    rows.iter().map(|r| format!("{r}\n")).collect()
+}
+
+fn doc_view(id: &str, user: &str, ts: i64) -> Value {
+    json!({"id": id, "user": user, "ts": ts, "kind": "doc_view", "topic": "live-streaming"})
+}
+
+async fn retried_batch_is_counted_once(url: Option<String>) {
+    let server = server_on(url).await;
+    let token = service_token(&server).await;
+    let rows: Vec<Value> = (0..50)
+        .map(|i| doc_view(&format!("e{i}"), "u1", i * 1000))
+        .collect();
+    let (status, first) = post(&server, "/v1/events", &token, ndjson(&rows)).await;
+    assert_eq!(
+        (status, &first["accepted"], &first["duplicates"]),
+        (200, &json!(50), &json!(0))
+    );
+    let (status, again) = post(&server, "/v1/events", &token, ndjson(&rows)).await;
+    assert_eq!(
+        (status, &again["accepted"], &again["duplicates"]),
+        (200, &json!(0), &json!(50))
+    );
+
+    let store = &server.running.shared.store;
+    assert_eq!(store.event_count().await.expect("count"), 50);
+    let rows = store.topic_rows().await.expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state.events, 50, "features saw each event once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_batch_is_counted_once_on_sqlite() {
+    retried_batch_is_counted_once(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_batch_is_counted_once_on_postgres() {
+    let pg = PgCluster::start();
+    retried_batch_is_counted_once(Some(pg.url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_rows_are_rejected_by_number_and_the_rest_kept() {
+    let server = server_on(None).await;
+    let token = service_token(&server).await;
+    let body = [
+        doc_view("a", "u1", 1_000).to_string(),
+        String::new(),
+        r#"{"id": "b", "user": "u1", "ts": 2000, "kind": "page_view", "topic": "maps"}"#.into(),
+        "{not json".into(),
+        doc_view("c", "u2", 3_000).to_string(),
+    ]
+    .join("\n");
+    let (status, report) = post(&server, "/v1/events", &token, body).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["accepted"], 2);
+    let rejected = report["rejected"].as_array().expect("list");
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["row"], 3);
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .expect("text")
+            .contains("page_view")
+    );
+    assert_eq!(rejected[1]["row"], 4);
+    assert_eq!(
+        server
+            .running
+            .shared
+            .store
+            .event_count()
+            .await
+            .expect("count"),
+        2
+    );
+
+    // Every row bad: nothing stored, 422. A JSON array numbers rows by position.
+    let (status, report) = post(&server, "/v1/events", &token, r#"[{"id": "x"}, 7]"#.into()).await;
+    assert_eq!(status, 422);
+    assert_eq!(report["rejected"][1]["row"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_service_tokens_post_events_and_bodies_are_bounded() {
+    let server = server_on(None).await;
+    let agent = server.token(Role::Agent, "alice").await;
+    let body = ndjson(&[doc_view("a", "u1", 1)]);
+    assert_eq!(
+        post(&server, "/v1/events", &agent, body.clone()).await.0,
+        403
+    );
+    assert_eq!(post(&server, "/v1/events", "fst_nope", body).await.0, 401);
+    let token = service_token(&server).await;
+    let huge = "x".repeat(17 * 1024 * 1024);
+    assert_eq!(post(&server, "/v1/events", &token, huge).await.0, 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_profiles_are_validated_and_stored() {
+    let server = server_on(None).await;
+    let token = service_token(&server).await;
+    let client = reqwest::Client::new();
+    let put = |body: Value| {
+        client
+            .put(server.http("/v1/users/u7"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let ok = put(
+        json!({"tier": "gold", "tz": "Europe/Berlin", "phone": "+4930123456", "consent": true}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(ok.status().as_u16(), 200);
+    let bad = put(json!({"tz": "Mars/Base"})).await.expect("request");
+    assert_eq!(bad.status().as_u16(), 400);
+    let stored = server
+        .running
+        .shared
+        .store
+        .user("u7")
+        .await
+        .expect("db")
+        .expect("stored");
+    assert_eq!(
+        (stored.tz.as_str(), stored.consent, stored.do_not_call),
+        ("Europe/Berlin", true, false)
+    );
+}
+
+/// From-scratch feature states: every event of each pair, in time order.
+fn recompute(events: &[Event]) -> HashMap<(String, String), TopicState> {
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by_key(|e| e.ts);
+    let mut states: HashMap<(String, String), TopicState> = HashMap::new();
+    for e in sorted {
+        if let Some(signal) = Signal::of(e.kind) {
+            states
+                .entry((e.user.clone(), e.topic.clone()))
+                .or_default()
+                .observe(signal, e.ts);
+        }
+    }
+    states
+}
+
+async fn features_match_recomputation_after_random_interleaving(url: Option<String>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let kinds = [
+        EventKind::DocView,
+        EventKind::ApiError,
+        EventKind::FeatureUse,
+        EventKind::SupportContact,
+    ];
+    let events: Vec<Event> = (0..600)
+        .map(|i| Event {
+            id: format!("e{i}"),
+            user: format!("u{}", rng.random_range(0..5)),
+            ts: 1_790_000_000_000 + rng.random_range(0..40 * DAY),
+            kind: kinds[rng.random_range(0..kinds.len())],
+            topic: ["maps", "payments", "push"][rng.random_range(0..3)].into(),
+            attrs: Default::default(),
+        })
+        .collect();
+    let expected = recompute(&events);
+
+    let server = server_on(url).await;
+    let store = &server.running.shared.store;
+    let mut shuffled = events.clone();
+    shuffled.shuffle(&mut rng);
+    // Random batch sizes, and a few retries of earlier rows mixed in.
+    let mut at = 0;
+    while at < shuffled.len() {
+        let n = rng.random_range(1..80).min(shuffled.len() - at);
+        let mut batch = shuffled[at..at + n].to_vec();
+        if at > 0 {
+            batch.push(shuffled[rng.random_range(0..at)].clone());
+        }
+        store.ingest_events(&batch).await.expect("ingest");
+        at += n;
+    }
+    let stored = store.topic_rows().await.expect("rows");
+    assert_eq!(stored.len(), expected.len());
+    for row in stored {
+        let want = &expected[&(row.user.clone(), row.topic.clone())];
+        let got = &row.state;
+        assert_eq!(
+            (got.events, got.reference_ms, got.last_ms),
+            (want.events, want.reference_ms, want.last_ms)
+        );
+        for (g, w) in got
+            .decayed
+            .iter()
+            .flatten()
+            .zip(want.decayed.iter().flatten())
+        {
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{} {}: {g} vs {w}",
+                row.user,
+                row.topic
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_match_recomputation_after_random_interleaving_on_sqlite() {
+    features_match_recomputation_after_random_interleaving(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_match_recomputation_after_random_interleaving_on_postgres() {
+    let pg = PgCluster::start();
+    features_match_recomputation_after_random_interleaving(Some(pg.url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_trained_on_simulated_history_beats_the_frequency_baseline() {
+    let server = server_on(None).await;
+    let store = &server.running.shared.store;
+    let options = SimulateOptions {
+        users: 1500,
+        days: 84,
+        seed: 11,
+        start_ms: 1_790_000_000_000 - 1_790_000_000_000 % DAY,
+    };
+    let (mut users, mut events) = (Vec::new(), Vec::new());
+    simulate(
+        &options,
+        |u| users.push(u.clone()),
+        |e| events.push(e.clone()),
+    );
+    store.upsert_users(&users).await.expect("users");
+    store.ingest_events(&events).await.expect("events");
+
+    let trained = train_from_store(store, &TrainConfig::default(), None)
+        .await
+        .expect("trains");
+    let (model, baseline) = (&trained.report.test, &trained.report.baseline);
+    let report = serde_json::to_string_pretty(&trained.report).expect("JSON");
+    assert!(
+        model.auc > baseline.auc + 0.03,
+        "model vs frequency baseline: {report}"
+    );
+    assert!(
+        model.precision_at_1pct > 3.0 * model.base_rate,
+        "top 1% lift: {report}"
+    );
+    assert!(
+        model.brier < model.base_rate * (1.0 - model.base_rate),
+        "better than the base rate"
+    );
+
+    // The HTTP API lists the highest needs first, each with reasons in words.
+    let agent = server.token(Role::Agent, "alice").await;
+    let response = reqwest::Client::new()
+        .get(server.http("/v1/predictions?top=25"))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let listed: Vec<Value> = response.json().await.expect("JSON");
+    assert_eq!(listed.len(), 25);
+    let p: Vec<f64> = listed
+        .iter()
+        .map(|p| p["probability"].as_f64().expect("number"))
+        .collect();
+    assert!(p.windows(2).all(|w| w[0] >= w[1]), "sorted by need");
+    assert!(
+        listed
+            .iter()
+            .all(|p| !p["reasons"].as_array().expect("list").is_empty())
+    );
+    let same = current_predictions(store, 25, None).await.expect("scores");
+    assert_eq!(same[0].user, listed[0]["user"].as_str().expect("user"));
+}
