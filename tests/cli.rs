@@ -224,3 +224,52 @@ mod reqwest {
         })
     }
 }
+
+#[test]
+fn acknowledged_events_survive_a_killed_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let service = token(data, "service", "platform");
+    let body: String = (0..100)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"e{i}\",\"user\":\"u{}\",\"ts\":{},\"kind\":\"api_error\",\"topic\":\"payments\"}}\n",
+                i % 7,
+                1_790_000_000_000i64 + i * 60_000
+            )
+        })
+        .collect();
+    let post = |server: &Started| -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            ::reqwest::Client::new()
+                .post(format!("{}/v1/events", server.http))
+                .bearer_auth(&service)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("JSON")
+        })
+    };
+
+    let mut server = serve(data);
+    let first = post(&server);
+    assert_eq!(first["accepted"], 100, "{first}");
+    // SIGKILL: no shutdown path runs; only what was committed before the reply remains.
+    server._server.0.kill().expect("killed");
+    server._server.0.wait().expect("reaped");
+
+    let server = serve(data);
+    let again = post(&server);
+    assert_eq!(
+        (&again["accepted"], &again["duplicates"]),
+        (&serde_json::json!(0), &serde_json::json!(100)),
+        "every acknowledged event was still there: {again}"
+    );
+}

@@ -109,7 +109,9 @@ async fn get_predictions(
     let top = q.top.unwrap_or(20).min(MAX_TOP);
     match current_predictions(&shared.store, top, q.at).await {
         Ok(predictions) => Ok(Json(predictions)),
-        Err(OutreachError::NoModel) => Err(ApiError::Conflict(OutreachError::NoModel.to_string())),
+        Err(e @ (OutreachError::NoModel | OutreachError::Stale(_))) => {
+            Err(ApiError::Conflict(e.to_string()))
+        }
         Err(OutreachError::Store(e)) => Err(e.into()),
         Err(other) => Err(ApiError::BadRequest(other.to_string())),
     }

@@ -20,6 +20,8 @@ pub enum OutreachError {
     Train(#[from] TrainError),
     #[error("no model yet: run `farsight model train`")]
     NoModel,
+    #[error("model {0} was fitted on another feature set: run `farsight model train`")]
+    Stale(i64),
     #[error("writing {path}: {source}")]
     Export {
         path: String,
@@ -139,6 +141,9 @@ pub async fn current_predictions(
     let stored = store.active_model().await?.ok_or(OutreachError::NoModel)?;
     let model: Model = serde_json::from_str(&stored.model)
         .map_err(|e| StoreError::Corrupt(format!("model {}: {e}", stored.id)))?;
+    model
+        .check_features(&FEATURE_NAMES)
+        .map_err(|_| OutreachError::Stale(stored.id))?;
     let rows = store.topic_rows().await?;
     let at = at.unwrap_or_else(|| rows.iter().map(|r| r.state.reference_ms).max().unwrap_or(0));
     Ok(top_predictions(&model, &rows, at, top))
