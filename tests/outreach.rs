@@ -339,3 +339,58 @@ async fn model_trained_on_simulated_history_beats_the_frequency_baseline() {
     let same = current_predictions(store, 25, None).await.expect("scores");
     assert_eq!(same[0].user, listed[0]["user"].as_str().expect("user"));
 }
+
+fn sdk(id: &str, ts: i64, version: &str) -> Event {
+    Event {
+        id: id.into(),
+        user: "u1".into(),
+        ts,
+        kind: EventKind::SdkVersion,
+        topic: String::new(),
+        attrs: json!({"version": version})
+            .as_object()
+            .expect("object")
+            .clone(),
+    }
+}
+
+async fn sdk_version_keeps_the_newest_report_and_when_it_changed(url: Option<String>) {
+    let server = server_on(url).await;
+    let store = &server.running.shared.store;
+    let seen = Event {
+        kind: EventKind::DocView,
+        topic: "push".into(),
+        ..sdk("d", 0, "0.0.0")
+    };
+    store
+        .ingest_events(&[seen, sdk("a", 10 * DAY, "3.1.0")])
+        .await
+        .expect("ingest");
+    // A later batch upgrades; an old report arriving late changes nothing.
+    store
+        .ingest_events(&[sdk("b", 20 * DAY, "3.2.0"), sdk("c", 25 * DAY, "3.2.0")])
+        .await
+        .expect("ingest");
+    store
+        .ingest_events(&[sdk("old", 5 * DAY, "2.9.0")])
+        .await
+        .expect("ingest");
+    let row = &store.topic_rows().await.expect("rows")[0];
+    assert_eq!(row.sdk_version.map(|v| v.to_string()), Some("3.2.0".into()));
+    assert_eq!(
+        row.sdk_upgraded_at,
+        20 * DAY,
+        "upgraded when 3.2.0 was first reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_version_keeps_the_newest_report_and_when_it_changed_on_sqlite() {
+    sdk_version_keeps_the_newest_report_and_when_it_changed(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_version_keeps_the_newest_report_and_when_it_changed_on_postgres() {
+    let pg = PgCluster::start();
+    sdk_version_keeps_the_newest_report_and_when_it_changed(Some(pg.url())).await;
+}

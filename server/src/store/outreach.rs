@@ -45,6 +45,31 @@ pub struct StoredModel {
     pub model: String,
 }
 
+/// A user's SDK reports in one batch, reduced to what the users table keeps.
+struct SdkReport<'a> {
+    user: &'a str,
+    version: String,
+    /// When the final version was first reported in this batch's run of it.
+    since: i64,
+    last_ts: i64,
+    /// The version changed within the batch itself.
+    changed: bool,
+}
+
+fn bind_event<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    e: &'q Event,
+    received: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&e.id)
+        .bind(&e.user)
+        .bind(e.ts)
+        .bind(e.kind.as_str())
+        .bind(&e.topic)
+        .bind(Value::Object(e.attrs.clone()).to_string())
+        .bind(received)
+}
+
 fn placeholders(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
@@ -107,74 +132,49 @@ impl Store {
         .transpose()
     }
 
-    /// Stores events and updates the features of the new ones, atomically per chunk.
+    /// Stores events and updates the features of the new ones, in one transaction.
     /// Events already stored (same id) are counted as duplicates and change nothing.
     pub async fn ingest_events(&self, events: &[Event]) -> Result<IngestCounts, StoreError> {
-        let mut counts = IngestCounts::default();
-        for chunk in events.chunks(CHUNK) {
-            let accepted = self.ingest_chunk(chunk).await?;
-            counts.accepted += accepted;
-            counts.duplicates += chunk.len() - accepted;
-        }
-        Ok(counts)
-    }
-
-    async fn ingest_chunk(&self, chunk: &[Event]) -> Result<usize, StoreError> {
         let received = now_micros();
         let mut tx = self.pool.begin().await?;
-
-        let sql = format!(
-            "INSERT INTO events (id, user_id, ts, kind, topic, attrs, received_at) VALUES {} \
-             ON CONFLICT (id) DO NOTHING RETURNING id",
-            placeholders(chunk.len(), 7)
-        );
-        let mut insert = sqlx::query(&sql);
-        for e in chunk {
-            insert = insert
-                .bind(&e.id)
-                .bind(&e.user)
-                .bind(e.ts)
-                .bind(e.kind.as_str())
-                .bind(&e.topic)
-                .bind(Value::Object(e.attrs.clone()).to_string())
-                .bind(received);
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in events.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO events (id, user_id, ts, kind, topic, attrs, received_at) VALUES {} \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                placeholders(chunk.len(), 7)
+            );
+            let mut insert = sqlx::query(&sql);
+            for e in chunk {
+                insert = bind_event(insert, e, received);
+            }
+            for row in insert.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
         }
-        let inserted: std::collections::HashSet<String> = insert
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<Result<_, _>>()?;
-        // A repeated id inside one chunk is inserted once; its first occurrence counts.
-        let mut seen = std::collections::HashSet::new();
-        let fresh: Vec<&Event> = chunk
-            .iter()
-            .filter(|e| inserted.contains(&e.id) && seen.insert(e.id.as_str()))
-            .collect();
+        // A repeated id inside one batch is stored once; its first occurrence counts.
+        let fresh: Vec<&Event> = events.iter().filter(|e| inserted.remove(&e.id)).collect();
 
-        self.ensure_users(&mut tx, &fresh).await?;
         self.record_sdk_versions(&mut tx, &fresh).await?;
         self.update_features(&mut tx, &fresh).await?;
         tx.commit().await?;
-        Ok(fresh.len())
+        Ok(IngestCounts {
+            accepted: fresh.len(),
+            duplicates: events.len() - fresh.len(),
+        })
     }
 
+    /// Creates a row for users known only from their events (profiles may come later).
     async fn ensure_users(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        events: &[&Event],
+        users: &[&str],
     ) -> Result<(), StoreError> {
-        let mut users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
-        users.sort_unstable();
-        users.dedup();
         let now = now_micros();
         for chunk in users.chunks(CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                .collect();
             let sql = format!(
                 "INSERT INTO users (id, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING",
-                values.join(", ")
+                placeholders(chunk.len(), 2)
             );
             let mut q = sqlx::query(&sql);
             for u in chunk {
@@ -185,27 +185,58 @@ impl Store {
         Ok(())
     }
 
+    /// Records each user's newest SDK report in one statement per chunk of users. Within a
+    /// batch, the version a user ends on counts from the first of its reports in a row; a
+    /// report older than the stored one changes nothing, whatever the arrival order.
     async fn record_sdk_versions(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         events: &[&Event],
     ) -> Result<(), StoreError> {
+        let mut reports: BTreeMap<&str, Vec<(i64, SdkVersion)>> = BTreeMap::new();
         for e in events.iter().filter(|e| e.kind == EventKind::SdkVersion) {
-            let Some(version) = e.sdk_version() else {
-                continue;
-            };
-            // Only a newer report replaces the version, whatever order events arrive in.
-            sqlx::query(
-                "UPDATE users SET sdk_upgraded_at = CASE \
-                 WHEN sdk_version IS NOT NULL AND sdk_version <> $1 THEN $2 \
-                 ELSE sdk_upgraded_at END, sdk_version = $1, sdk_seen_at = $2 \
-                 WHERE id = $3 AND sdk_seen_at <= $2",
-            )
-            .bind(version.to_string())
-            .bind(e.ts)
-            .bind(&e.user)
-            .execute(&mut **tx)
-            .await?;
+            if let Some(v) = e.sdk_version() {
+                reports.entry(&e.user).or_default().push((e.ts, v));
+            }
+        }
+        let latest: Vec<SdkReport> = reports
+            .into_iter()
+            .map(|(user, mut r)| {
+                r.sort();
+                let &(last_ts, version) = r.last().expect("at least one report");
+                let run = r.iter().rev().take_while(|(_, v)| *v == version).count();
+                SdkReport {
+                    user,
+                    version: version.to_string(),
+                    since: r[r.len() - run].0,
+                    last_ts,
+                    changed: run < r.len(),
+                }
+            })
+            .collect();
+        let users: Vec<&str> = latest.iter().map(|r| r.user).collect();
+        self.ensure_users(tx, &users).await?;
+        for chunk in latest.chunks(CHUNK) {
+            // VALUES columns are column1… on both SQLite and PostgreSQL.
+            let sql = format!(
+                "UPDATE users SET \
+                 sdk_upgraded_at = CASE WHEN v.column5 = 1 \
+                   OR (users.sdk_version IS NOT NULL AND users.sdk_version <> v.column2) \
+                   THEN v.column3 ELSE users.sdk_upgraded_at END, \
+                 sdk_version = v.column2, sdk_seen_at = v.column4 \
+                 FROM (VALUES {}) AS v WHERE users.id = v.column1 AND users.sdk_seen_at <= v.column4",
+                placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.user)
+                    .bind(&r.version)
+                    .bind(r.since)
+                    .bind(r.last_ts)
+                    .bind(i64::from(r.changed));
+            }
+            q.execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -223,12 +254,12 @@ impl Store {
         }
         let pairs: Vec<_> = by_pair.into_iter().collect();
         for chunk in pairs.chunks(CHUNK) {
+            // A join against the listed pairs lets PostgreSQL hash-join instead of testing
+            // a long OR chain.
             let sql = format!(
-                "SELECT user_id, topic, state FROM topic_features WHERE (user_id, topic) IN ({})",
-                (0..chunk.len())
-                    .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "SELECT f.user_id, f.topic, f.state FROM topic_features f \
+                 JOIN (VALUES {}) AS v ON f.user_id = v.column1 AND f.topic = v.column2",
+                placeholders(chunk.len(), 2)
             );
             let mut select = sqlx::query(&sql);
             for ((user, topic), _) in chunk {
@@ -270,8 +301,11 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts the same rows as plain events, with no feature work: the benchmark's reference.
+    /// Inserts the same rows as plain events, with no feature work, in one transaction:
+    /// the benchmark's reference.
     pub async fn insert_events_plain(&self, events: &[Event]) -> Result<(), StoreError> {
+        let received = now_micros();
+        let mut tx = self.pool.begin().await?;
         for chunk in events.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO events (id, user_id, ts, kind, topic, attrs, received_at) VALUES {} \
@@ -280,27 +314,20 @@ impl Store {
             );
             let mut insert = sqlx::query(&sql);
             for e in chunk {
-                insert = insert
-                    .bind(&e.id)
-                    .bind(&e.user)
-                    .bind(e.ts)
-                    .bind(e.kind.as_str())
-                    .bind(&e.topic)
-                    .bind(Value::Object(e.attrs.clone()).to_string())
-                    .bind(now_micros());
+                insert = bind_event(insert, e, received);
             }
-            let mut tx = self.pool.begin().await?;
             insert.execute(&mut *tx).await?;
-            tx.commit().await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Every stored (user, topic) state with the user's tier and SDK version.
     pub async fn topic_rows(&self) -> Result<Vec<TopicRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT f.user_id, f.topic, f.state, u.tier, u.sdk_version, u.sdk_upgraded_at \
-             FROM topic_features f JOIN users u ON u.id = f.user_id",
+            "SELECT f.user_id, f.topic, f.state, COALESCE(u.tier, 'free') AS tier, \
+             u.sdk_version, COALESCE(u.sdk_upgraded_at, 0) AS sdk_upgraded_at \
+             FROM topic_features f LEFT JOIN users u ON u.id = f.user_id",
         )
         .fetch_all(&self.pool)
         .await?;
