@@ -27,7 +27,7 @@ CREATE TABLE events (
 
 CREATE INDEX events_by_time ON events (ts);
 
--- The running feature state of each (user, topic), as JSON, updated with every event.
+-- The running feature state of each (user, topic) (TopicState::encode), updated with every event.
 CREATE TABLE topic_features (
     user_id TEXT NOT NULL,
     topic TEXT NOT NULL,

@@ -25,6 +25,16 @@ fi
 # shellcheck disable=SC1090
 source "$tokens"
 
+# Outreach: a synthetic usage history and a fitted model, made once.
+if [ ! -d "$data/simulated" ]; then
+  "$farsight" simulate --users 1000 --days 84 --seed 7 --out "$data/simulated"
+  "$farsight" users import "$data/simulated/users.ndjson"
+  "$farsight" events import "$data/simulated/events.ndjson"
+  "$farsight" model train
+fi
+echo "highest predicted support needs:"
+"$farsight" predictions --top 5
+
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
@@ -46,5 +56,6 @@ done
 
 echo
 echo "session $session is live; sessions:  curl -H 'Authorization: Bearer $AGENT' http://127.0.0.1:8080/v1/sessions"
+echo "predicted needs:  curl -H 'Authorization: Bearer $AGENT' 'http://127.0.0.1:8080/v1/predictions?top=10'"
 echo "watching it as an agent (Ctrl-C to stop):"
 "$farsight" probe watch --token "$AGENT" --session "$session"

@@ -78,6 +78,45 @@ impl TopicState {
         self.events += 1;
     }
 
+    /// A compact text form for storage: 22 space-separated numbers (reference, events, the
+    /// decayed counts, the last times with `-` for none). Floats print in their shortest
+    /// exact form, so decoding gives back the same state bit for bit.
+    pub fn encode(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!("{} {}", self.reference_ms, self.events);
+        for v in self.decayed.iter().flatten() {
+            let _ = write!(out, " {v:e}");
+        }
+        for t in &self.last_ms {
+            match t {
+                Some(t) => {
+                    let _ = write!(out, " {t}");
+                }
+                None => out.push_str(" -"),
+            }
+        }
+        out
+    }
+
+    pub fn decode(text: &str) -> Option<TopicState> {
+        let mut parts = text.split(' ');
+        let mut state = TopicState {
+            reference_ms: parts.next()?.parse().ok()?,
+            events: parts.next()?.parse().ok()?,
+            ..TopicState::default()
+        };
+        for v in state.decayed.iter_mut().flatten() {
+            *v = parts.next()?.parse().ok()?;
+        }
+        for t in &mut state.last_ms {
+            *t = match parts.next()? {
+                "-" => None,
+                n => Some(n.parse().ok()?),
+            };
+        }
+        parts.next().is_none().then_some(state)
+    }
+
     /// The decayed count of `signal` with half-life index `h`, as of `at_ms`.
     pub fn decayed_at(&self, signal: Signal, h: usize, at_ms: i64) -> f64 {
         let v = self.decayed[signal as usize][h];
@@ -199,6 +238,21 @@ mod tests {
             assert!((a - b).abs() < 1e-12, "half-life {h}: {a} vs {b}");
         }
         assert_eq!(in_order.last_ms, late.last_ms);
+    }
+
+    #[test]
+    fn stored_form_round_trips_exactly() {
+        let mut s = TopicState::default();
+        for (i, signal) in [Signal::Doc, Signal::Error, Signal::Doc, Signal::Contact]
+            .into_iter()
+            .enumerate()
+        {
+            s.observe(signal, 1_790_000_000_123 + i as i64 * 40_000_000 * 24);
+        }
+        let text = s.encode();
+        assert_eq!(TopicState::decode(&text), Some(s));
+        assert_eq!(TopicState::decode("1 2 3"), None);
+        assert_eq!(TopicState::decode(&format!("{text} 9")), None);
     }
 
     #[test]

@@ -82,6 +82,10 @@ fn placeholders(rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
+fn decode_state(text: &str) -> Result<TopicState, StoreError> {
+    TopicState::decode(text).ok_or_else(|| StoreError::Corrupt(format!("feature state {text:?}")))
+}
+
 fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -270,7 +274,7 @@ impl Store {
                 let state: String = row.try_get("state")?;
                 states.insert(
                     (row.try_get("user_id")?, row.try_get("topic")?),
-                    serde_json::from_str(&state).map_err(corrupt("feature state"))?,
+                    decode_state(&state)?,
                 );
             }
 
@@ -293,7 +297,7 @@ impl Store {
                 upsert = upsert
                     .bind(*user)
                     .bind(*topic)
-                    .bind(serde_json::to_string(&state).expect("floats serialise"))
+                    .bind(state.encode())
                     .bind(state.reference_ms);
             }
             upsert.execute(&mut **tx).await?;
@@ -338,7 +342,7 @@ impl Store {
                 Ok(TopicRow {
                     user: row.try_get("user_id")?,
                     topic: row.try_get("topic")?,
-                    state: serde_json::from_str(&state).map_err(corrupt("feature state"))?,
+                    state: decode_state(&state)?,
                     tier: Tier::parse(&row.try_get::<String, _>("tier")?).unwrap_or_default(),
                     sdk_version: sdk.as_deref().and_then(SdkVersion::parse),
                     sdk_upgraded_at: row.try_get("sdk_upgraded_at")?,
