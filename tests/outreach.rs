@@ -135,6 +135,11 @@ async fn malformed_rows_are_rejected_by_number_and_the_rest_kept() {
             .expect("count"),
         2
     );
+    let metrics = &server.running.shared.metrics;
+    assert_eq!(
+        (metrics.events_accepted.get(), metrics.rows_rejected.get()),
+        (2, 2)
+    );
 
     // Every row bad: nothing stored, 422. A JSON array numbers rows by position.
     let (status, report) = post(&server, "/v1/events", &token, r#"[{"id": "x"}, 7]"#.into()).await;

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub bytes_forwarded: Counter,
     pub groups_dropped: Counter,
     pub annotations: Counter,
+    pub events_accepted: Counter,
+    pub events_duplicate: Counter,
+    pub rows_rejected: Counter,
 }
 
 impl Default for Metrics {
@@ -35,6 +38,9 @@ impl Default for Metrics {
             bytes_forwarded: Counter::default(),
             groups_dropped: Counter::default(),
             annotations: Counter::default(),
+            events_accepted: Counter::default(),
+            events_duplicate: Counter::default(),
+            rows_rejected: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -78,6 +84,21 @@ impl Default for Metrics {
             m.groups_dropped.clone(),
         );
         registry.register("annotations", "Annotations accepted", m.annotations.clone());
+        registry.register(
+            "events_accepted",
+            "Usage events stored with their feature updates",
+            m.events_accepted.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Usage events skipped as retries of stored ids",
+            m.events_duplicate.clone(),
+        );
+        registry.register(
+            "rows_rejected",
+            "Event and user rows rejected as malformed",
+            m.rows_rejected.clone(),
+        );
         Self { registry, ..m }
     }
 }

@@ -52,7 +52,14 @@ async fn post_events(
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
     authorize(&shared, &headers, SERVICE).await?;
-    batch_response(ingest_events(&shared.store, &body, 1).await?)
+    let report = ingest_events(&shared.store, &body, 1).await?;
+    if let Ok(r) = &report {
+        let m = &shared.metrics;
+        m.events_accepted.inc_by(r.accepted as u64);
+        m.events_duplicate.inc_by(r.duplicates as u64);
+        m.rows_rejected.inc_by(r.rejected.len() as u64);
+    }
+    batch_response(report)
 }
 
 async fn post_users(

@@ -62,6 +62,13 @@ impl Peer {
             .try_send(ControlMessage::Error { code, message });
     }
 
+    fn unexpected(&self, msg: &ControlMessage) {
+        self.refuse(
+            ErrorCode::UnexpectedMessage,
+            format!("unexpected message type {:#06x}", msg.type_code()),
+        );
+    }
+
     fn send(&self, msg: ControlMessage) {
         let _ = self.control.try_send(msg);
     }
@@ -317,10 +324,7 @@ async fn wearable_control(
                 continue;
             }
             other => {
-                peer.refuse(
-                    ErrorCode::UnexpectedMessage,
-                    format!("unexpected message type {:#06x}", other.type_code()),
-                );
+                peer.unexpected(other);
                 continue;
             }
         }
@@ -445,10 +449,7 @@ async fn watcher_control(
                 continue;
             }
             other => {
-                peer.refuse(
-                    ErrorCode::UnexpectedMessage,
-                    format!("unexpected message type {:#06x}", other.type_code()),
-                );
+                peer.unexpected(other);
                 continue;
             }
         }
