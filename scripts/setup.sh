@@ -13,6 +13,8 @@ packages=(
   gstreamer1.0-tools
   postgresql
   curl
+  sip-tester
+  fonts-dejavu-core
 )
 
 missing=()

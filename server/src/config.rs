@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::outreach::policy::PolicyConfig;
+
 /// Options every subcommand that touches storage shares.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct StorageArgs {
@@ -40,10 +42,30 @@ pub struct ServeArgs {
     pub latency_budget_ms: Option<u64>,
 }
 
+/// How planned calls are placed: `kind = "webhook"` posts each call, signed, to `url`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DialerConfig {
+    pub kind: String,
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    /// How often `farsight serve` plans and dials.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+    /// This scheduler's name in the call records (default: the host name).
+    pub node: Option<String>,
+}
+
+fn default_interval() -> u64 {
+    60
+}
+
 /// The file form: every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    outreach: Option<PolicyConfig>,
+    dialer: Option<DialerConfig>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     quic_listen: Option<SocketAddr>,
@@ -61,6 +83,8 @@ pub struct ServeConfig {
     pub http_listen: SocketAddr,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub latency_budget: Duration,
+    pub outreach: PolicyConfig,
+    pub dialer: Option<DialerConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +126,12 @@ impl StorageArgs {
     pub fn resolve(&self) -> Result<(PathBuf, String), ConfigError> {
         let file = read_file(self.config.as_deref())?;
         Ok(self.resolve_with(&file))
+    }
+
+    /// The outreach policy and dialer from the configuration file (defaults without one).
+    pub fn outreach(&self) -> Result<(PolicyConfig, Option<DialerConfig>), ConfigError> {
+        let file = read_file(self.config.as_deref())?;
+        Ok((file.outreach.unwrap_or_default(), file.dialer))
     }
 
     fn resolve_with(&self, file: &FileConfig) -> (PathBuf, String) {
@@ -148,6 +178,8 @@ impl ServeConfig {
                 .or(file.latency_budget_ms)
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_LATENCY_BUDGET),
+            outreach: file.outreach.unwrap_or_default(),
+            dialer: file.dialer,
         })
     }
 
@@ -160,6 +192,8 @@ impl ServeConfig {
             http_listen: "127.0.0.1:0".parse().expect("valid literal"),
             cert: None,
             latency_budget: DEFAULT_LATENCY_BUDGET,
+            outreach: PolicyConfig::default(),
+            dialer: None,
         }
     }
 }

@@ -28,6 +28,8 @@ use store::Store;
 #[derive(Debug)]
 pub struct Shared {
     pub store: Store,
+    /// Who may be called and when (also used for dispositions reported back).
+    pub policy: outreach::policy::Policy,
     pub relay: Relay,
     pub metrics: Arc<Metrics>,
     pub latency_budget: Duration,
@@ -44,6 +46,7 @@ pub struct Running {
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<()>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -53,6 +56,10 @@ impl Running {
         self.endpoint.close(0u32.into(), b"server shutting down");
         self.http.abort();
         let _ = self.http.await;
+        if let Some(scheduler) = self.scheduler {
+            scheduler.abort();
+            let _ = scheduler.await;
+        }
         if tokio::time::timeout(Duration::from_secs(5), self.accept)
             .await
             .is_err()
@@ -77,7 +84,21 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     };
     let endpoint = quic::endpoint(&identity, config.quic_listen)
         .with_context(|| format!("listening for QUIC on {}", config.quic_listen))?;
+    let policy = config
+        .outreach
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let dialer = config
+        .dialer
+        .as_ref()
+        .map(|d| {
+            outreach::scheduler::Dialer::from_config(d)
+                .map(|dialer| (dialer, d.clone()))
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))
+        })
+        .transpose()?;
     let shared = Arc::new(Shared {
+        policy: policy.clone(),
         store,
         relay: Relay::default(),
         metrics: Arc::new(Metrics::default()),
@@ -94,6 +115,15 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         }
     });
     let accept = tokio::spawn(quic::accept_loop(endpoint.clone(), shared.clone()));
+    let scheduler = dialer.map(|(dialer, cfg)| {
+        tokio::spawn(outreach::scheduler::run_forever(
+            shared.store.clone(),
+            policy,
+            dialer,
+            cfg.node.unwrap_or_else(outreach::scheduler::default_node),
+            Duration::from_secs(cfg.interval_seconds.max(1)),
+        ))
+    });
     Ok(Running {
         quic_addr: endpoint.local_addr()?,
         http_addr,
@@ -102,6 +132,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         endpoint,
         accept,
         http,
+        scheduler,
     })
 }
 

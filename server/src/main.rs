@@ -11,6 +11,8 @@ use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
 use farsight_protocol::{Role, SessionId};
 use farsight_server::config::{ServeArgs, ServeConfig, StorageArgs};
 use farsight_server::outreach::import;
+use farsight_server::outreach::report as outreach_report;
+use farsight_server::outreach::scheduler::{self, Dialer};
 use farsight_server::outreach::service;
 use farsight_server::outreach::simulate::{SimulateOptions, simulate};
 use farsight_server::outreach::train::TrainConfig;
@@ -69,6 +71,9 @@ enum Command {
     /// The prediction model.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Proactive calls: the policy, a scheduling pass, the report.
+    #[command(subcommand)]
+    Outreach(OutreachCommand),
     /// The highest predicted needs, with their reasons.
     Predictions {
         #[arg(long, default_value_t = 20)]
@@ -83,6 +88,27 @@ enum Command {
 enum ImportCommand {
     /// Import an NDJSON file (or a JSON array); bad rows are reported by line and skipped.
     Import { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutreachCommand {
+    /// Print the effective calling policy (defaults merged with the configuration file).
+    Policy,
+    /// Plan calls from the current predictions and dial those due, once (for cron).
+    RunOnce {
+        /// This scheduler's name in the call records.
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Calls planned, placed and answered, and inbound contacts of called users against
+    /// the hold-out, with the relative reduction and its 95% confidence interval.
+    Report {
+        /// Also draw the comparison as a PNG.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Outreach(cmd) => outreach_command(&cli.storage, cmd).await,
         Command::Predictions { top, json } => {
             let store = open_store(&cli.storage).await?;
             let predictions = service::current_predictions(&store, top, None).await?;
@@ -518,4 +545,66 @@ fn simulate_files(
 fn write_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
+}
+
+async fn outreach_command(storage: &StorageArgs, cmd: OutreachCommand) -> anyhow::Result<()> {
+    let (policy_config, dialer) = storage.outreach()?;
+    let policy = policy_config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    match cmd {
+        OutreachCommand::Policy => {
+            // Printed as the configuration file's own tables, so it can be pasted back.
+            #[derive(serde::Serialize)]
+            struct Shown<'a> {
+                outreach: &'a farsight_server::outreach::policy::PolicyConfig,
+                dialer: Option<farsight_server::config::DialerConfig>,
+            }
+            let dialer = dialer.map(|mut d| {
+                d.secret = d.secret.map(|_| "***".into());
+                d
+            });
+            print!(
+                "{}",
+                toml::to_string(&Shown {
+                    outreach: &policy_config,
+                    dialer
+                })?
+            );
+        }
+        OutreachCommand::RunOnce { node } => {
+            let Some(dialer_config) = dialer else {
+                bail!("no [dialer] in the configuration: nothing would be dialled");
+            };
+            let dialer = Dialer::from_config(&dialer_config).map_err(|e| anyhow::anyhow!(e))?;
+            let node = node
+                .or(dialer_config.node)
+                .unwrap_or_else(scheduler::default_node);
+            let store = open_store(storage).await?;
+            let now = jiff::Timestamp::now().as_millisecond();
+            let (planned, dialled) =
+                scheduler::run_once(&store, &policy, &dialer, &node, now).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"planned": planned, "dialled": dialled})
+                )?
+            );
+        }
+        OutreachCommand::Report { png, json } => {
+            let store = open_store(storage).await?;
+            let now = jiff::Timestamp::now().as_millisecond();
+            let report = outreach_report::build(&store, now).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", outreach_report::render(&report));
+            }
+            if let Some(path) = png {
+                outreach_report::chart(&report, &path).map_err(|e| anyhow::anyhow!(e))?;
+                eprintln!("chart written to {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }

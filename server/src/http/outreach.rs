@@ -12,11 +12,14 @@ use serde::Deserialize;
 
 use super::{ApiError, authorize};
 use crate::Shared;
+use crate::outreach::dial::Outcome;
 use crate::outreach::event::{MAX_BATCH_BYTES, UserProfile, parse_profile};
 use crate::outreach::ingest::{BatchReport, ingest_events, ingest_users};
 use crate::outreach::predict::Prediction;
+use crate::outreach::report::{self, Report};
+use crate::outreach::scheduler::record_outcome;
 use crate::outreach::service::{OutreachError, current_predictions};
-use crate::store::{StoredModel, TokenRole};
+use crate::store::{CallRecord, StoredModel, TokenRole};
 
 const SERVICE: &[TokenRole] = &[TokenRole::Service];
 const READERS: &[TokenRole] = &[TokenRole::Service, TokenRole::Agent, TokenRole::Supervisor];
@@ -30,6 +33,9 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/users/{id}", put(put_user).get(get_user))
         .route("/v1/predictions", get(get_predictions))
         .route("/v1/models", get(get_models))
+        .route("/v1/calls", get(get_calls))
+        .route("/v1/calls/{id}/disposition", post(post_disposition))
+        .route("/v1/outreach/report", get(get_report))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
 }
 
@@ -130,4 +136,67 @@ async fn get_models(
 ) -> Result<Json<Vec<StoredModel>>, ApiError> {
     authorize(&shared, &headers, READERS).await?;
     Ok(Json(shared.store.models().await?))
+}
+
+async fn get_calls(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<CallRecord>>, ApiError> {
+    authorize(&shared, &headers, READERS).await?;
+    Ok(Json(shared.store.calls().await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct DispositionBody {
+    disposition: Outcome,
+}
+
+/// A contact-center platform reports how a call it was handed went.
+async fn post_disposition(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<DispositionBody>,
+) -> Result<Json<CallRecord>, ApiError> {
+    authorize(&shared, &headers, SERVICE).await?;
+    let call = shared.store.call(id).await?.ok_or(ApiError::NotFound)?;
+    if call.state != "placed" {
+        return Err(ApiError::Conflict(format!(
+            "call {id} is {}, not waiting for a disposition",
+            call.state
+        )));
+    }
+    if body.disposition == Outcome::Placed {
+        return Err(ApiError::BadRequest("placed is not an outcome".into()));
+    }
+    let tz = shared
+        .store
+        .user(&call.user)
+        .await?
+        .map(|u| u.tz)
+        .unwrap_or_else(|| "UTC".into());
+    let now = jiff::Timestamp::now().as_millisecond();
+    record_outcome(
+        &shared.store,
+        &shared.policy,
+        id,
+        &tz,
+        call.attempts,
+        &body.disposition,
+        now,
+    )
+    .await
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Json(
+        shared.store.call(id).await?.ok_or(ApiError::NotFound)?,
+    ))
+}
+
+async fn get_report(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Report>, ApiError> {
+    authorize(&shared, &headers, READERS).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    Ok(Json(report::build(&shared.store, now).await?))
 }

@@ -2,11 +2,13 @@
 //! same portable queries on the embedded SQLite file and on PostgreSQL.
 
 mod annotations;
+mod calls;
 mod outreach;
 mod sessions;
 mod tokens;
 
 pub use annotations::StoredAnnotation;
+pub use calls::{CallRecord, ClaimedCall, FINAL_STATES, NewCall};
 pub use outreach::{IngestCounts, StoredModel, TopicRow};
 pub use sessions::SessionRecord;
 pub use tokens::{TokenRecord, TokenRole, hash_token};

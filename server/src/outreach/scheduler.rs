@@ -1,0 +1,301 @@
+//! The scheduler: turns predictions into planned calls (and hold-out twins that are never
+//! dialled), and due calls into dial attempts. Each call's row and Call-ID are committed
+//! before the dialer is asked, so a crash leaves at most an `interrupted` call, never a
+//! second dial. `farsight serve` runs it on a timer; `farsight outreach run-once` once.
+
+use std::collections::HashMap;
+
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use super::dial::Outcome;
+use super::event::{Event, EventKind};
+use super::policy::{Candidate, Policy, Skip, in_holdout};
+use super::service::{OutreachError, current_predictions};
+use super::webhook::WebhookDialer;
+use crate::store::{ClaimedCall, NewCall, Store};
+
+/// How calls leave Farsight.
+#[derive(Clone, Debug)]
+pub enum Dialer {
+    Webhook(WebhookDialer),
+}
+
+impl Dialer {
+    pub fn from_config(config: &crate::config::DialerConfig) -> Result<Self, String> {
+        match config.kind.as_str() {
+            "webhook" => {
+                let url = config
+                    .url
+                    .clone()
+                    .ok_or("dialer.url is required for webhook")?;
+                let secret = config
+                    .secret
+                    .clone()
+                    .ok_or("dialer.secret is required for webhook")?;
+                Ok(Dialer::Webhook(WebhookDialer::new(url, secret)))
+            }
+            other => Err(format!("dialer.kind {other:?} is not supported (webhook)")),
+        }
+    }
+
+    pub async fn dial(&self, call: &ClaimedCall) -> Outcome {
+        match self {
+            Dialer::Webhook(w) => w.dial(call).await,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PlanReport {
+    pub planned: usize,
+    pub holdout_twins: usize,
+    pub skipped: HashMap<String, usize>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DialReport {
+    pub dialled: usize,
+    pub outcomes: HashMap<String, usize>,
+    pub rescheduled: usize,
+    pub interrupted: u64,
+}
+
+/// Calls still `dialing` this long after their claim belong to a process that died.
+const STALE_DIALING_MS: i64 = 10 * 60_000;
+/// Most calls dialled per tick.
+const DIAL_BATCH: usize = 50;
+
+pub async fn plan(
+    store: &Store,
+    policy: &Policy,
+    now_ms: i64,
+) -> Result<PlanReport, OutreachError> {
+    let predictions = match current_predictions(store, usize::MAX, None).await {
+        Ok(p) => p,
+        Err(OutreachError::NoModel) => return Ok(PlanReport::default()),
+        Err(e) => return Err(e),
+    };
+    let predictions: Vec<_> = predictions
+        .into_iter()
+        .filter(|p| p.probability >= policy.min_probability)
+        .collect();
+    let profiles = store.user_profiles().await?;
+    let users: Vec<&str> = predictions.iter().map(|p| p.user.as_str()).collect();
+    let groups = store
+        .holdout_groups(&users, |u| {
+            in_holdout(u, &policy.holdout_salt, policy.holdout_fraction)
+        })
+        .await?;
+    let history = store.call_history().await?;
+    let reasons: HashMap<(String, String), String> = predictions
+        .iter()
+        .map(|p| {
+            let text: Vec<&str> = p.reasons.iter().map(|r| r.text.as_str()).collect();
+            ((p.user.clone(), p.topic.clone()), text.join("; "))
+        })
+        .collect();
+    let candidates: Vec<Candidate> = predictions
+        .iter()
+        .filter_map(|p| {
+            let profile = profiles.get(&p.user)?;
+            let (last, open) = history
+                .get(&(p.user.clone(), p.topic.clone()))
+                .copied()
+                .unwrap_or((None, false));
+            Some(Candidate {
+                user: p.user.clone(),
+                topic: p.topic.clone(),
+                probability: p.probability,
+                tier: profile.tier,
+                tz: profile.tz.clone(),
+                phone: profile.phone.clone(),
+                consent: profile.consent,
+                do_not_call: profile.do_not_call,
+                holdout: groups.get(&p.user).copied().unwrap_or(false),
+                last_call_ms: last,
+                open_call: open,
+            })
+        })
+        .collect();
+    let (used, planned_today) = store.planned_load(now_ms).await?;
+    let (plan, skipped) = policy.plan(candidates, now_ms, used, planned_today);
+
+    let mut report = PlanReport::default();
+    let mut rows: Vec<NewCall> = Vec::new();
+    let new_call = |c: &Candidate, priority: f64, due_at: i64, holdout: bool| NewCall {
+        reasons: reasons
+            .get(&(c.user.clone(), c.topic.clone()))
+            .cloned()
+            .unwrap_or_default(),
+        user: c.user.clone(),
+        topic: c.topic.clone(),
+        probability: c.probability,
+        priority,
+        holdout,
+        due_at,
+    };
+    for p in &plan {
+        rows.push(new_call(&p.candidate, p.priority, p.at_ms, false));
+    }
+    report.planned = plan.len();
+    for (c, why) in &skipped {
+        *report.skipped.entry(format!("{why:?}")).or_default() += 1;
+        // A hold-out user who would otherwise have been called gets a twin row: the same
+        // selection, never dialled, so the report compares like with like.
+        let would_call = *why == Skip::Holdout
+            && policy
+                .eligible(
+                    &Candidate {
+                        holdout: false,
+                        ..c.clone()
+                    },
+                    now_ms,
+                )
+                .is_ok();
+        if would_call {
+            let due = TimeZone::get(&c.tz)
+                .ok()
+                .and_then(|tz| policy.next_window(&tz, now_ms))
+                .unwrap_or(now_ms);
+            rows.push(new_call(c, policy.priority(c), due, true));
+            report.holdout_twins += 1;
+        }
+    }
+    store.insert_calls(&rows).await?;
+    Ok(report)
+}
+
+/// Dials the calls now due, at most one batch.
+pub async fn dial_due(
+    store: &Store,
+    policy: &Policy,
+    dialer: &Dialer,
+    node: &str,
+    now_ms: i64,
+) -> Result<DialReport, OutreachError> {
+    let mut report = DialReport {
+        interrupted: store
+            .interrupt_stale_calls(now_ms - STALE_DIALING_MS)
+            .await?,
+        ..DialReport::default()
+    };
+    for call in store.claim_due_calls(now_ms, DIAL_BATCH, node).await? {
+        let tz = TimeZone::get(&call.tz).unwrap_or(TimeZone::UTC);
+        if !policy.in_window(&tz, now_ms) {
+            // Came due while the scheduler was down: wait for the window, uncounted.
+            let next = policy
+                .next_window(&tz, now_ms)
+                .unwrap_or(now_ms + 86_400_000);
+            store.reschedule(call.id, next).await?;
+            report.rescheduled += 1;
+            continue;
+        }
+        tracing::info!(call = call.id, call_id = %call.call_id, user = %call.user, topic = %call.topic, "dialling");
+        let outcome = dialer.dial(&call).await;
+        record_outcome(
+            store,
+            policy,
+            call.id,
+            &call.tz,
+            call.attempts,
+            &outcome,
+            now_ms,
+        )
+        .await?;
+        if matches!(outcome, Outcome::Answered | Outcome::Placed) {
+            record_call_event(store, &call).await?;
+        }
+        report.dialled += 1;
+        *report
+            .outcomes
+            .entry(outcome.state().to_string())
+            .or_default() += 1;
+    }
+    Ok(report)
+}
+
+/// Stores an attempt's outcome; retryable ones come back after the back-off, inside the
+/// user's window, while attempts remain.
+pub async fn record_outcome(
+    store: &Store,
+    policy: &Policy,
+    id: i64,
+    tz: &str,
+    attempts: i64,
+    outcome: &Outcome,
+    now_ms: i64,
+) -> Result<(), OutreachError> {
+    let retry_at = if outcome.retryable() {
+        let tz = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
+        policy
+            .retry_at(attempts.max(0) as u32, now_ms)
+            .and_then(|at| policy.next_window(&tz, at))
+    } else {
+        None
+    };
+    store
+        .finish_attempt(id, outcome.state(), &outcome.detail(), retry_at)
+        .await?;
+    Ok(())
+}
+
+/// A call that reached someone is an `outreach_call` event: the features see it.
+async fn record_call_event(store: &Store, call: &ClaimedCall) -> Result<(), OutreachError> {
+    let event = Event {
+        id: format!("call-{}", call.call_id),
+        user: call.user.clone(),
+        ts: jiff::Timestamp::now().as_millisecond(),
+        kind: EventKind::OutreachCall,
+        topic: call.topic.clone(),
+        attrs: Default::default(),
+    };
+    store.ingest_events(&[event]).await?;
+    Ok(())
+}
+
+/// One planning pass and one dialling pass.
+pub async fn run_once(
+    store: &Store,
+    policy: &Policy,
+    dialer: &Dialer,
+    node: &str,
+    now_ms: i64,
+) -> Result<(PlanReport, DialReport), OutreachError> {
+    let planned = plan(store, policy, now_ms).await?;
+    let dialled = dial_due(store, policy, dialer, node, now_ms).await?;
+    Ok((planned, dialled))
+}
+
+/// `farsight serve`'s scheduler: plan and dial every `interval`, logging what it did.
+pub async fn run_forever(
+    store: Store,
+    policy: Policy,
+    dialer: Dialer,
+    node: String,
+    interval: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let now = jiff::Timestamp::now().as_millisecond();
+        match run_once(&store, &policy, &dialer, &node, now).await {
+            Ok((planned, dialled)) => tracing::info!(
+                planned = planned.planned,
+                holdout_twins = planned.holdout_twins,
+                dialled = dialled.dialled,
+                "outreach tick"
+            ),
+            Err(e) => tracing::error!(error = %e, "outreach tick failed"),
+        }
+    }
+}
+
+/// A default node name for call records: the host name.
+pub fn default_node() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "farsight".into())
+}
