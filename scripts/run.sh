@@ -39,8 +39,10 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
 "$farsight" serve &
-pids+=($!)
+server=$!
+pids+=("$server")
 for _ in $(seq 50); do
+  kill -0 "$server" 2>/dev/null || { echo "farsight serve did not start" >&2; exit 1; }
   curl -sf "http://127.0.0.1:8080/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
