@@ -42,13 +42,29 @@ pub struct ServeArgs {
     pub latency_budget_ms: Option<u64>,
 }
 
-/// How planned calls are placed: `kind = "webhook"` posts each call, signed, to `url`.
+/// How planned calls are placed: `kind = "webhook"` posts each call, signed, to `url`;
+/// `kind = "sip"` rings `agent_uri` at `agent_addr`, then the customer's number through the
+/// trunk at `trunk`, and joins them (third-party call control).
 #[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DialerConfig {
     pub kind: String,
     pub url: Option<String>,
     pub secret: Option<String>,
+    /// SIP: the trunk or PBX that reaches customers, `HOST:PORT`.
+    pub trunk: Option<SocketAddr>,
+    /// SIP: the domain of customers' URIs, `sip:+NUMBER@DOMAIN` (default: the trunk's host).
+    pub domain: Option<String>,
+    /// SIP: `udp` (default) or `tcp`.
+    pub transport: Option<String>,
+    /// SIP: digest credentials for the trunk.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// SIP: the agent's phone.
+    pub agent_uri: Option<String>,
+    pub agent_addr: Option<SocketAddr>,
+    /// SIP: ring the customer this long before giving up (default 30).
+    pub no_answer_seconds: Option<u64>,
     /// How often `farsight serve` plans and dials.
     #[serde(default = "default_interval")]
     pub interval_seconds: u64,

@@ -11,6 +11,7 @@ pub mod outreach;
 pub mod probe;
 pub mod quic;
 pub mod relay;
+pub mod sip;
 pub mod store;
 
 use std::net::SocketAddr;

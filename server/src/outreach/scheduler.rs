@@ -13,12 +13,67 @@ use super::event::{Event, EventKind};
 use super::policy::{Candidate, Policy, Skip, in_holdout};
 use super::service::{OutreachError, current_predictions};
 use super::webhook::WebhookDialer;
+use crate::sip::{self, CallRequest, Disposition, Party, SipConfig, Transport};
 use crate::store::{ClaimedCall, NewCall, Store};
 
 /// How calls leave Farsight.
 #[derive(Clone, Debug)]
 pub enum Dialer {
     Webhook(WebhookDialer),
+    Sip(SipDialer),
+}
+
+/// Third-party call control over SIP: the agent's phone first, then the customer.
+#[derive(Clone, Debug)]
+pub struct SipDialer {
+    pub config: SipConfig,
+    pub agent: Party,
+    pub trunk: std::net::SocketAddr,
+    pub domain: String,
+}
+
+impl SipDialer {
+    async fn dial(&self, call: &ClaimedCall) -> Outcome {
+        let Some(phone) = &call.phone else {
+            return Outcome::Failed("no phone number".into());
+        };
+        let request = CallRequest {
+            call_id: call.call_id.clone(),
+            agent: self.agent.clone(),
+            customer: Party {
+                uri: format!("sip:{phone}@{}", self.domain),
+                addr: self.trunk,
+                display: call.user.clone(),
+            },
+            reason: format!(
+                "{} ({:.0}%): {}",
+                call.topic,
+                call.probability * 100.0,
+                call.reasons
+            ),
+        };
+        outcome_of(sip::dial(&self.config, &request).await)
+    }
+}
+
+/// What a SIP disposition means for the call. Trouble on the agent's side or the trunk's
+/// is retried; the customer's busy and no-answer too; a refusal is final.
+pub fn outcome_of(d: Disposition) -> Outcome {
+    match d {
+        Disposition::Answered { .. } => Outcome::Answered,
+        Disposition::Busy => Outcome::Busy,
+        Disposition::NoAnswer => Outcome::NoAnswer,
+        Disposition::Declined => Outcome::Declined,
+        Disposition::NotFound => Outcome::NotFound,
+        Disposition::ServerError(code) => Outcome::Unreachable(format!("trunk answered {code}")),
+        Disposition::AgentUnavailable(why) => {
+            Outcome::Unreachable(format!("agent unavailable: {why:?}"))
+        }
+        Disposition::Transport(e) => Outcome::Unreachable(e),
+        Disposition::Rejected(code) => Outcome::Failed(format!("refused with {code}")),
+        Disposition::AuthFailed => Outcome::Failed("trunk refused our credentials".into()),
+        Disposition::Invalid(e) => Outcome::Failed(e),
+    }
 }
 
 impl Dialer {
@@ -35,13 +90,49 @@ impl Dialer {
                     .ok_or("dialer.secret is required for webhook")?;
                 Ok(Dialer::Webhook(WebhookDialer::new(url, secret)))
             }
-            other => Err(format!("dialer.kind {other:?} is not supported (webhook)")),
+            "sip" => {
+                let need = |name: &str| format!("dialer.{name} is required for sip");
+                let trunk = config.trunk.ok_or_else(|| need("trunk"))?;
+                let agent_addr = config.agent_addr.ok_or_else(|| need("agent_addr"))?;
+                let agent_uri = config.agent_uri.clone().ok_or_else(|| need("agent_uri"))?;
+                let transport = match config.transport.as_deref() {
+                    None | Some("udp") => Transport::Udp,
+                    Some("tcp") => Transport::Tcp,
+                    Some(other) => return Err(format!("dialer.transport {other:?} (udp or tcp)")),
+                };
+                let mut sip_config = SipConfig {
+                    transport,
+                    username: config.username.clone(),
+                    password: config.password.clone(),
+                    ..SipConfig::default()
+                };
+                if let Some(s) = config.no_answer_seconds {
+                    sip_config.no_answer = std::time::Duration::from_secs(s);
+                }
+                Ok(Dialer::Sip(SipDialer {
+                    config: sip_config,
+                    agent: Party {
+                        uri: agent_uri,
+                        addr: agent_addr,
+                        display: "Farsight outreach".into(),
+                    },
+                    trunk,
+                    domain: config
+                        .domain
+                        .clone()
+                        .unwrap_or_else(|| trunk.ip().to_string()),
+                }))
+            }
+            other => Err(format!(
+                "dialer.kind {other:?} is not supported (webhook or sip)"
+            )),
         }
     }
 
     pub async fn dial(&self, call: &ClaimedCall) -> Outcome {
         match self {
             Dialer::Webhook(w) => w.dial(call).await,
+            Dialer::Sip(s) => s.dial(call).await,
         }
     }
 }

@@ -1,0 +1,485 @@
+//! End-to-end tests of the SIP 3PCC dialer against real `sipp` processes (Debian package
+//! `sip-tester`) playing the agent's and the customer's phones. Scenarios live in tests/sipp/.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use farsight_server::sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
+
+/// One sipp process playing a phone, with its message trace.
+struct Phone {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    name: &'static str,
+}
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/sipp")
+        .join(name)
+}
+
+fn free_port(transport: Transport) -> u16 {
+    match transport {
+        Transport::Udp => UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("free UDP port")
+            .port(),
+        Transport::Tcp => TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("free TCP port")
+            .port(),
+    }
+}
+
+fn port_taken(transport: Transport, port: u16) -> bool {
+    match transport {
+        Transport::Udp => UdpSocket::bind(("127.0.0.1", port)).is_err(),
+        Transport::Tcp => TcpListener::bind(("127.0.0.1", port)).is_err(),
+    }
+}
+
+impl Phone {
+    fn start(
+        name: &'static str,
+        file: &str,
+        transport: Transport,
+        substitutions: &[(&str, &str)],
+    ) -> Phone {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port(transport);
+        // sipp reads a response's status code when it loads the scenario, so `-key` cannot set
+        // it: template scenarios are filled in here instead.
+        let mut path = scenario(file);
+        if !substitutions.is_empty() {
+            let mut text = std::fs::read_to_string(&path).expect("scenario");
+            for (k, v) in substitutions {
+                text = text.replace(&format!("[{k}]"), v);
+            }
+            path = dir.path().join(file);
+            std::fs::write(&path, text).expect("write scenario");
+        }
+        let mut cmd = Command::new("sipp");
+        cmd.arg("-sf")
+            .arg(path)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+            .args([
+                "-t",
+                if transport == Transport::Udp {
+                    "u1"
+                } else {
+                    "t1"
+                },
+            ])
+            .args(["-nostdin", "-timeout", "20s", "-timeout_error"])
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(dir.path().join("messages.log"))
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(dir.path().join("errors.log"));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp is installed (apt-get install sip-tester)");
+        let started = Instant::now();
+        while !port_taken(transport, port) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "sipp {name} did not bind port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Phone {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            name,
+        }
+    }
+
+    fn messages(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
+    }
+
+    /// Waits for sipp to finish and asserts its scenario passed (exit status 0).
+    fn assert_passed(mut self) -> String {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for sipp") {
+                break s;
+            }
+            if started.elapsed() > Duration::from_secs(25) {
+                let _ = self.child.kill();
+                panic!("sipp {} still running:\n{}", self.name, self.messages());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let errors =
+            std::fs::read_to_string(self.dir.path().join("errors.log")).unwrap_or_default();
+        assert!(
+            status.success(),
+            "sipp {} scenario failed ({status}):\n{errors}\n{}",
+            self.name,
+            self.messages()
+        );
+        self.messages()
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(transport: Transport) -> SipConfig {
+    SipConfig {
+        transport,
+        local: "127.0.0.1:0".parse().expect("literal"),
+        username: None,
+        password: None,
+        no_answer: Duration::from_secs(2),
+        max_call: Duration::from_secs(10),
+        t1: Duration::from_millis(100),
+    }
+}
+
+fn request(call_id: &str, agent: SocketAddr, customer: SocketAddr) -> CallRequest {
+    CallRequest {
+        call_id: call_id.to_string(),
+        agent: Party {
+            uri: format!("sip:agent7@{agent}"),
+            addr: agent,
+            display: "Agent Seven".into(),
+        },
+        customer: Party {
+            uri: format!("sip:ada@{customer}"),
+            addr: customer,
+            display: "Ada \"Lovelace".into(),
+        },
+        reason: "read live-push docs\r\n9 times\r\nInjected: no".into(),
+    }
+}
+
+/// The SIP message blocks in a sipp trace whose first line starts with `start`.
+fn messages_starting(trace: &str, start: &str) -> Vec<String> {
+    trace
+        .split("\n\n")
+        .filter_map(|block| {
+            let at = block.find(start)?;
+            let line_start = block[..at].rfind('\n').map_or(0, |i| i + 1);
+            (block[line_start..at].trim().is_empty()).then(|| block[at..].to_string())
+        })
+        .collect()
+}
+
+fn sdp_session(msg: &str) -> Option<&str> {
+    msg.lines().find_map(|l| l.trim().strip_prefix("s="))
+}
+
+async fn answered_call_joins_each_side_to_the_others_sdp(transport: Transport) {
+    let agent = Phone::start("agent", "agent.xml", transport, &[]);
+    let customer = Phone::start("customer", "customer_answers.xml", transport, &[]);
+    let call = request("join-1", agent.addr, customer.addr);
+    let started = Instant::now();
+    let d = dial(&config(transport), &call).await;
+    assert!(
+        matches!(d, Disposition::Answered { talk } if talk >= Duration::from_millis(250)),
+        "{d:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let agent_trace = agent.assert_passed();
+    let customer_trace = customer.assert_passed();
+
+    // The customer was offered the agent's SDP; the agent got the customer's answer in the ACK.
+    let invites = messages_starting(&customer_trace, "INVITE sip:ada@");
+    assert_eq!(invites.len(), 1, "{customer_trace}");
+    assert_eq!(sdp_session(&invites[0]), Some("agent-offer-7f3a"));
+    let acks = messages_starting(&agent_trace, "ACK sip:agent@");
+    assert_eq!(acks.len(), 1, "{agent_trace}");
+    assert_eq!(sdp_session(&acks[0]), Some("customer-answer-9c2e"));
+    // The two legs use the documented derived Call-IDs.
+    assert!(agent_trace.contains("Call-ID: join-1-agent"));
+    assert!(customer_trace.contains("Call-ID: join-1-customer"));
+    // The customer hung up; the dialer relayed it to the agent.
+    assert_eq!(messages_starting(&agent_trace, "BYE ").len(), 1);
+}
+
+#[tokio::test]
+async fn udp_answered_call_joins_agent_and_customer_media() {
+    answered_call_joins_each_side_to_the_others_sdp(Transport::Udp).await;
+}
+
+#[tokio::test]
+async fn tcp_answered_call_joins_agent_and_customer_media() {
+    answered_call_joins_each_side_to_the_others_sdp(Transport::Tcp).await;
+}
+
+async fn customer_rejects_with(status: &str, reason: &str) -> (Disposition, String, String) {
+    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let customer = Phone::start(
+        "customer",
+        "customer_rejects.xml",
+        Transport::Udp,
+        &[("status", status), ("reason", reason)],
+    );
+    let call = request(&format!("reject-{status}"), agent.addr, customer.addr);
+    let d = dial(&config(Transport::Udp), &call).await;
+    let agent_trace = agent.assert_passed();
+    let customer_trace = customer.assert_passed();
+    (d, agent_trace, customer_trace)
+}
+
+#[tokio::test]
+async fn busy_customer_is_busy_and_agent_is_released() {
+    let (d, agent_trace, customer_trace) = customer_rejects_with("486", "Busy Here").await;
+    assert_eq!(d, Disposition::Busy);
+    // The 486 was ACKed, and the agent's answered leg got a declining ACK and a BYE.
+    assert_eq!(messages_starting(&customer_trace, "ACK ").len(), 1);
+    let acks = messages_starting(&agent_trace, "ACK ");
+    assert!(acks[0].contains("m=audio 0 RTP/AVP"), "{}", acks[0]);
+    assert_eq!(messages_starting(&agent_trace, "BYE ").len(), 1);
+}
+
+#[tokio::test]
+async fn declining_customer_is_declined() {
+    let (d, ..) = customer_rejects_with("603", "Decline").await;
+    assert_eq!(d, Disposition::Declined);
+}
+
+#[tokio::test]
+async fn unknown_customer_number_is_not_found() {
+    let (d, ..) = customer_rejects_with("404", "Not Found").await;
+    assert_eq!(d, Disposition::NotFound);
+}
+
+#[tokio::test]
+async fn trunk_failure_is_a_server_error() {
+    let (d, ..) = customer_rejects_with("503", "Service Unavailable").await;
+    assert_eq!(d, Disposition::ServerError(503));
+}
+
+#[tokio::test]
+async fn unanswered_customer_is_cancelled_within_the_no_answer_timeout() {
+    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let customer = Phone::start("customer", "customer_rings.xml", Transport::Udp, &[]);
+    let call = request("noanswer-1", agent.addr, customer.addr);
+    let mut cfg = config(Transport::Udp);
+    cfg.no_answer = Duration::from_millis(800);
+    let started = Instant::now();
+    let d = dial(&cfg, &call).await;
+    let took = started.elapsed();
+    assert_eq!(d, Disposition::NoAnswer);
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let customer_trace = customer.assert_passed();
+    assert_eq!(messages_starting(&customer_trace, "CANCEL ").len(), 1);
+    agent.assert_passed();
+}
+
+#[tokio::test]
+async fn digest_challenge_is_answered_with_valid_credentials() {
+    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let customer = Phone::start("customer", "customer_auth.xml", Transport::Udp, &[]);
+    let call = request("auth-1", agent.addr, customer.addr);
+    let mut cfg = config(Transport::Udp);
+    cfg.username = Some("farsight".into());
+    cfg.password = Some("s3cret".into());
+    let d = dial(&cfg, &call).await;
+    assert!(matches!(d, Disposition::Answered { .. }), "{d:?}");
+    let customer_trace = customer.assert_passed();
+    let invites = messages_starting(&customer_trace, "INVITE ");
+    assert_eq!(invites.len(), 2);
+    assert!(invites[1].contains("Authorization: Digest username=\"farsight\""));
+    assert!(invites[1].contains("qop=auth"));
+    agent.assert_passed();
+}
+
+#[tokio::test]
+async fn digest_challenge_without_credentials_is_auth_failed() {
+    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let customer = Phone::start(
+        "customer",
+        "customer_rejects.xml",
+        Transport::Udp,
+        &[
+            ("status", "407"),
+            ("reason", "Proxy Authentication Required"),
+        ],
+    );
+    let call = request("auth-2", agent.addr, customer.addr);
+    let d = dial(&config(Transport::Udp), &call).await;
+    assert_eq!(d, Disposition::AuthFailed);
+    customer.assert_passed();
+    agent.assert_passed();
+}
+
+/// A UDP relay in front of a phone that drops the first INVITE it sees.
+struct LossyRelay {
+    addr: SocketAddr,
+    invites: Arc<AtomicUsize>,
+    first_gap: Arc<std::sync::Mutex<Option<Duration>>>,
+}
+
+fn lossy_relay(phone: SocketAddr) -> LossyRelay {
+    let front = UdpSocket::bind("127.0.0.1:0").expect("bind relay");
+    let back = UdpSocket::bind("127.0.0.1:0").expect("bind relay");
+    front
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .expect("timeout");
+    back.set_read_timeout(Some(Duration::from_millis(10)))
+        .expect("timeout");
+    let addr = front.local_addr().expect("addr");
+    let invites = Arc::new(AtomicUsize::new(0));
+    let first_gap = Arc::new(std::sync::Mutex::new(None));
+    let (count, gap) = (invites.clone(), first_gap.clone());
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut client: Option<SocketAddr> = None;
+        let mut first_at: Option<Instant> = None;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Ok((n, from)) = front.recv_from(&mut buf) {
+                client = Some(from);
+                if buf[..n].starts_with(b"INVITE ") {
+                    let seen = count.fetch_add(1, Ordering::SeqCst);
+                    if seen == 0 {
+                        first_at = Some(Instant::now());
+                        continue; // lost
+                    }
+                    if seen == 1
+                        && let Some(t) = first_at
+                    {
+                        *gap.lock().expect("lock") = Some(t.elapsed());
+                    }
+                }
+                let _ = back.send_to(&buf[..n], phone);
+            }
+            if let (Ok((n, _)), Some(c)) = (back.recv_from(&mut buf), client) {
+                let _ = front.send_to(&buf[..n], c);
+            }
+        }
+    });
+    LossyRelay {
+        addr,
+        invites,
+        first_gap,
+    }
+}
+
+#[tokio::test]
+async fn lost_udp_invite_is_retransmitted_after_t1_and_the_call_completes() {
+    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let customer = Phone::start("customer", "customer_answers.xml", Transport::Udp, &[]);
+    let relay = lossy_relay(agent.addr);
+    let mut call = request("lossy-1", agent.addr, customer.addr);
+    call.agent.addr = relay.addr;
+    let cfg = config(Transport::Udp);
+    let d = dial(&cfg, &call).await;
+    assert!(matches!(d, Disposition::Answered { .. }), "{d:?}");
+    assert_eq!(relay.invites.load(Ordering::SeqCst), 2);
+    let gap = relay
+        .first_gap
+        .lock()
+        .expect("lock")
+        .expect("retransmitted");
+    // The relay polls its two sockets in turn (10 ms each), so its timestamps jitter a little.
+    assert!(
+        gap >= cfg.t1 - Duration::from_millis(25) && gap < cfg.t1 * 3,
+        "retransmitted after {gap:?}, T1 is {:?}",
+        cfg.t1
+    );
+    agent.assert_passed();
+    customer.assert_passed();
+}
+
+#[tokio::test]
+async fn unreachable_agent_over_tcp_is_agent_unavailable() {
+    let closed = SocketAddr::from(([127, 0, 0, 1], free_port(Transport::Tcp)));
+    let call = request("tcp-down", closed, closed);
+    let d = dial(&config(Transport::Tcp), &call).await;
+    assert!(
+        matches!(&d, Disposition::AgentUnavailable(inner) if matches!(**inner, Disposition::Transport(_))),
+        "{d:?}"
+    );
+}
+
+/// The scheduler places a due call through SIP: the agent's phone learns who and why, the
+/// call is joined, and the call record ends `answered` with its Call-ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
+    use farsight_server::outreach::event::{Tier, UserProfile};
+    use farsight_server::outreach::policy::PolicyConfig;
+    use farsight_server::outreach::scheduler::{self, Dialer, SipDialer};
+    use farsight_server::store::{NewCall, Store};
+
+    let agent = Phone::start("agent", "agent_outreach.xml", Transport::Udp, &[]);
+    let customer = Phone::start("customer", "customer_answers.xml", Transport::Udp, &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+        .await
+        .expect("store");
+    let user = UserProfile {
+        user: "u1".into(),
+        tier: Tier::Gold,
+        tz: "UTC".into(),
+        phone: Some("+4930123456".into()),
+        consent: true,
+        do_not_call: false,
+    };
+    store.upsert_users(&[user]).await.expect("user");
+    let now = jiff::Timestamp::now().as_millisecond();
+    store
+        .insert_calls(&[NewCall {
+            user: "u1".into(),
+            topic: "payments".into(),
+            probability: 0.4,
+            priority: 0.8,
+            reasons: "about 5 payments API errors in the last day".into(),
+            holdout: false,
+            due_at: now - 1000,
+        }])
+        .await
+        .expect("call");
+    let policy = PolicyConfig {
+        days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .map(String::from)
+            .to_vec(),
+        start: "00:00".into(),
+        end: "23:59:59".into(),
+        ..PolicyConfig::default()
+    }
+    .validate()
+    .expect("policy");
+    let dialer = Dialer::Sip(SipDialer {
+        config: config(Transport::Udp),
+        agent: Party {
+            uri: format!("sip:agent7@{}", agent.addr),
+            addr: agent.addr,
+            display: "Farsight outreach".into(),
+        },
+        trunk: customer.addr,
+        domain: customer.addr.ip().to_string(),
+    });
+    let report = scheduler::dial_due(&store, &policy, &dialer, "n1", now)
+        .await
+        .expect("dials");
+    assert_eq!(report.outcomes.get("answered"), Some(&1), "{report:?}");
+    let call = store.calls().await.expect("calls").pop().expect("one call");
+    assert_eq!((call.state.as_str(), call.attempts), ("answered", 1));
+    let call_id = call.call_id.expect("Call-ID stored");
+    let agent_trace = agent.assert_passed();
+    customer.assert_passed();
+    assert!(agent_trace.contains(&format!("Call-ID: {call_id}-agent")));
+}
