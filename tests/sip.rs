@@ -1,144 +1,44 @@
 //! End-to-end tests of the SIP 3PCC dialer against real `sipp` processes (Debian package
 //! `sip-tester`) playing the agent's and the customer's phones. Scenarios live in tests/sipp/.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+#[path = "support/sipp.rs"]
+mod sipp;
+
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use farsight_server::sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
+use sipp::{Phone, free_port};
 
-/// One sipp process playing a phone, with its message trace.
-struct Phone {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    name: &'static str,
+/// What the agent's phone must be told about a call: whom (From) and why (X-Farsight-Reason),
+/// as XML-escaped regular expressions.
+struct Expected {
+    who: &'static str,
+    why: &'static str,
 }
 
-fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/sipp")
-        .join(name)
-}
+/// `request`'s call.
+const ADA: Expected = Expected {
+    who: "From: &quot;Ada Lovelace&quot; &lt;sip:ada@",
+    why: "read live-push docs 9 times Injected: no",
+};
 
-fn free_port(transport: Transport) -> u16 {
-    match transport {
-        Transport::Udp => UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("free UDP port")
-            .port(),
-        Transport::Tcp => TcpListener::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("free TCP port")
-            .port(),
-    }
-}
+/// The call `store_with_a_due_call` plans.
+const U1: Expected = Expected {
+    who: "From: &quot;u1&quot; &lt;sip:\\+4930123456@",
+    why: "payments \\(40%\\): about 5 payments API errors in the last day",
+};
 
-fn port_taken(transport: Transport, port: u16) -> bool {
-    match transport {
-        Transport::Udp => UdpSocket::bind(("127.0.0.1", port)).is_err(),
-        Transport::Tcp => TcpListener::bind(("127.0.0.1", port)).is_err(),
-    }
-}
-
-impl Phone {
-    fn start(
-        name: &'static str,
-        file: &str,
-        transport: Transport,
-        substitutions: &[(&str, &str)],
-    ) -> Phone {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port(transport);
-        // sipp reads a response's status code when it loads the scenario, so `-key` cannot set
-        // it: template scenarios are filled in here instead.
-        let mut path = scenario(file);
-        if !substitutions.is_empty() {
-            let mut text = std::fs::read_to_string(&path).expect("scenario");
-            for (k, v) in substitutions {
-                text = text.replace(&format!("[{k}]"), v);
-            }
-            path = dir.path().join(file);
-            std::fs::write(&path, text).expect("write scenario");
-        }
-        let mut cmd = Command::new("sipp");
-        cmd.arg("-sf")
-            .arg(path)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-            .args([
-                "-t",
-                if transport == Transport::Udp {
-                    "u1"
-                } else {
-                    "t1"
-                },
-            ])
-            .args(["-nostdin", "-timeout", "20s", "-timeout_error"])
-            .arg("-trace_msg")
-            .arg("-message_file")
-            .arg(dir.path().join("messages.log"))
-            .arg("-trace_err")
-            .arg("-error_file")
-            .arg(dir.path().join("errors.log"));
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp is installed (apt-get install sip-tester)");
-        let started = Instant::now();
-        while !port_taken(transport, port) {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "sipp {name} did not bind port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Phone {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-            name,
-        }
-    }
-
-    fn messages(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
-    }
-
-    /// Waits for sipp to finish and asserts its scenario passed (exit status 0).
-    fn assert_passed(mut self) -> String {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait for sipp") {
-                break s;
-            }
-            if started.elapsed() > Duration::from_secs(25) {
-                let _ = self.child.kill();
-                panic!("sipp {} still running:\n{}", self.name, self.messages());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let errors =
-            std::fs::read_to_string(self.dir.path().join("errors.log")).unwrap_or_default();
-        assert!(
-            status.success(),
-            "sipp {} scenario failed ({status}):\n{errors}\n{}",
-            self.name,
-            self.messages()
-        );
-        self.messages()
-    }
-}
-
-impl Drop for Phone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn agent_phone(transport: Transport, expected: Expected) -> Phone {
+    Phone::start(
+        "agent",
+        "agent.xml",
+        transport,
+        &[("who", expected.who), ("why", expected.why)],
+    )
 }
 
 fn config(transport: Transport) -> SipConfig {
@@ -187,7 +87,7 @@ fn sdp_session(msg: &str) -> Option<&str> {
 }
 
 async fn answered_call_joins_each_side_to_the_others_sdp(transport: Transport) {
-    let agent = Phone::start("agent", "agent.xml", transport, &[]);
+    let agent = agent_phone(transport, ADA);
     let customer = Phone::start("customer", "customer_answers.xml", transport, &[]);
     let call = request("join-1", agent.addr, customer.addr);
     let started = Instant::now();
@@ -225,7 +125,7 @@ async fn tcp_answered_call_joins_agent_and_customer_media() {
 }
 
 async fn customer_rejects_with(status: &str, reason: &str) -> (Disposition, String, String) {
-    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let agent = agent_phone(Transport::Udp, ADA);
     let customer = Phone::start(
         "customer",
         "customer_rejects.xml",
@@ -270,7 +170,7 @@ async fn trunk_failure_is_a_server_error() {
 
 #[tokio::test]
 async fn unanswered_customer_is_cancelled_within_the_no_answer_timeout() {
-    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let agent = agent_phone(Transport::Udp, ADA);
     let customer = Phone::start("customer", "customer_rings.xml", Transport::Udp, &[]);
     let call = request("noanswer-1", agent.addr, customer.addr);
     let mut cfg = config(Transport::Udp);
@@ -290,7 +190,7 @@ async fn unanswered_customer_is_cancelled_within_the_no_answer_timeout() {
 
 #[tokio::test]
 async fn digest_challenge_is_answered_with_valid_credentials() {
-    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let agent = agent_phone(Transport::Udp, ADA);
     let customer = Phone::start("customer", "customer_auth.xml", Transport::Udp, &[]);
     let call = request("auth-1", agent.addr, customer.addr);
     let mut cfg = config(Transport::Udp);
@@ -308,7 +208,7 @@ async fn digest_challenge_is_answered_with_valid_credentials() {
 
 #[tokio::test]
 async fn digest_challenge_without_credentials_is_auth_failed() {
-    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let agent = agent_phone(Transport::Udp, ADA);
     let customer = Phone::start(
         "customer",
         "customer_rejects.xml",
@@ -380,7 +280,7 @@ fn lossy_relay(phone: SocketAddr) -> LossyRelay {
 
 #[tokio::test]
 async fn lost_udp_invite_is_retransmitted_after_t1_and_the_call_completes() {
-    let agent = Phone::start("agent", "agent.xml", Transport::Udp, &[]);
+    let agent = agent_phone(Transport::Udp, ADA);
     let customer = Phone::start("customer", "customer_answers.xml", Transport::Udp, &[]);
     let relay = lossy_relay(agent.addr);
     let mut call = request("lossy-1", agent.addr, customer.addr);
@@ -419,39 +319,14 @@ async fn unreachable_agent_over_tcp_is_agent_unavailable() {
 /// call is joined, and the call record ends `answered` with its Call-ID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
-    use farsight_server::outreach::event::{Tier, UserProfile};
     use farsight_server::outreach::policy::PolicyConfig;
     use farsight_server::outreach::scheduler::{self, Dialer, SipDialer};
-    use farsight_server::store::{NewCall, Store};
 
-    let agent = Phone::start("agent", "agent_outreach.xml", Transport::Udp, &[]);
+    let agent = agent_phone(Transport::Udp, U1);
     let customer = Phone::start("customer", "customer_answers.xml", Transport::Udp, &[]);
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
-        .await
-        .expect("store");
-    let user = UserProfile {
-        user: "u1".into(),
-        tier: Tier::Gold,
-        tz: "UTC".into(),
-        phone: Some("+4930123456".into()),
-        consent: true,
-        do_not_call: false,
-    };
-    store.upsert_users(&[user]).await.expect("user");
+    let store = store_with_a_due_call(&dir.path().join("db")).await;
     let now = jiff::Timestamp::now().as_millisecond();
-    store
-        .insert_calls(&[NewCall {
-            user: "u1".into(),
-            topic: "payments".into(),
-            probability: 0.4,
-            priority: 0.8,
-            reasons: "about 5 payments API errors in the last day".into(),
-            holdout: false,
-            due_at: now - 1000,
-        }])
-        .await
-        .expect("call");
     let policy = PolicyConfig {
         days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
             .map(String::from)
@@ -482,4 +357,159 @@ async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
     let agent_trace = agent.assert_passed();
     customer.assert_passed();
     assert!(agent_trace.contains(&format!("Call-ID: {call_id}-agent")));
+}
+
+/// A SQLite store at `path` holding one consenting user, `u1`, and one call to them due now.
+async fn store_with_a_due_call(path: &std::path::Path) -> farsight_server::store::Store {
+    use farsight_server::outreach::event::{Tier, UserProfile};
+    use farsight_server::store::{NewCall, Store};
+
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("store");
+    let user = UserProfile {
+        user: "u1".into(),
+        tier: Tier::Gold,
+        tz: "UTC".into(),
+        phone: Some("+4930123456".into()),
+        consent: true,
+        do_not_call: false,
+    };
+    store.upsert_users(&[user]).await.expect("user");
+    store
+        .insert_calls(&[NewCall {
+            user: "u1".into(),
+            topic: "payments".into(),
+            probability: 0.4,
+            priority: 0.8,
+            reasons: "about 5 payments API errors in the last day".into(),
+            holdout: false,
+            due_at: jiff::Timestamp::now().as_millisecond() - 1000,
+        }])
+        .await
+        .expect("call");
+    store
+}
+
+/// `farsight serve` with the SIP dialer on a 1 s tick, logging to `log`.
+fn serve_dialling(
+    data: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_farsight"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "serve",
+            "--quic-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "farsight_server=info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serve starts")
+}
+
+/// The Call-IDs of the INVITEs a phone received, retransmissions included.
+fn invite_call_ids(trace: &str) -> Vec<String> {
+    messages_starting(trace, "INVITE sip:")
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find_map(|l| l.trim().strip_prefix("Call-ID:"))
+                .map(|id| id.trim().to_string())
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The server is killed (SIGKILL) while the customer's phone rings. Restarted, it ticks on
+/// but never dials that call again: its record and Call-ID were committed before the INVITE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_call_restarts_without_dialling_the_call_again() {
+    let agent = agent_phone(Transport::Udp, U1);
+    let customer = Phone::start("customer", "customer_rings.xml", Transport::Udp, &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_with_a_due_call(&dir.path().join("farsight.db")).await;
+    let config = dir.path().join("farsight.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[outreach]
+days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+start = "00:00"
+end = "23:59:59"
+
+[dialer]
+kind = "sip"
+trunk = "{trunk}"
+agent_uri = "sip:agent7@{agent}"
+agent_addr = "{agent}"
+no_answer_seconds = 30
+interval_seconds = 1
+"#,
+            trunk = customer.addr,
+            agent = agent.addr
+        ),
+    )
+    .expect("config");
+    let log = dir.path().join("serve.log");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let mut server = serve_dialling(dir.path(), &config, &log);
+    wait_for(
+        "the customer's phone to ring",
+        Duration::from_secs(15),
+        || !invite_call_ids(&customer.messages()).is_empty(),
+    )
+    .await;
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reaped");
+    let ticks_before = read_log().matches("outreach planned").count();
+
+    let mut restarted = serve_dialling(dir.path(), &config, &log);
+    wait_for(
+        "three ticks of the restarted scheduler",
+        Duration::from_secs(15),
+        || read_log().matches("outreach planned").count() >= ticks_before + 3,
+    )
+    .await;
+    restarted.kill().expect("stopped");
+    restarted.wait().expect("reaped");
+
+    let call = store.calls().await.expect("calls").pop().expect("one call");
+    assert_eq!(
+        (call.state.as_str(), call.attempts),
+        ("dialing", 1),
+        "{call:?}"
+    );
+    let call_id = call.call_id.expect("Call-ID stored before dialling");
+    for (phone, leg) in [(&agent, "agent"), (&customer, "customer")] {
+        let ids = invite_call_ids(&phone.messages());
+        assert!(!ids.is_empty(), "{leg} never rang");
+        assert!(
+            ids.iter().all(|id| *id == format!("{call_id}-{leg}")),
+            "{leg} was dialled again: {ids:?}\n{}",
+            read_log()
+        );
+    }
 }

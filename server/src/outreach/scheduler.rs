@@ -358,7 +358,8 @@ pub async fn run_once(
     Ok((planned, dialled))
 }
 
-/// `farsight serve`'s scheduler: plan and dial every `interval`, logging what it did.
+/// `farsight serve`'s scheduler: plan and dial every `interval`, logging what it did. Due
+/// calls are dialled even when planning fails (no active model yet, say).
 pub async fn run_forever(
     store: Store,
     policy: Policy,
@@ -370,14 +371,22 @@ pub async fn run_forever(
     loop {
         tick.tick().await;
         let now = jiff::Timestamp::now().as_millisecond();
-        match run_once(&store, &policy, &dialer, &node, now).await {
-            Ok((planned, dialled)) => tracing::info!(
-                planned = planned.planned,
-                holdout_twins = planned.holdout_twins,
-                dialled = dialled.dialled,
-                "outreach tick"
+        match plan(&store, &policy, now).await {
+            Ok(p) => tracing::info!(
+                planned = p.planned,
+                holdout_twins = p.holdout_twins,
+                "outreach planned"
             ),
-            Err(e) => tracing::error!(error = %e, "outreach tick failed"),
+            Err(e) => tracing::warn!(error = %e, "outreach planning skipped"),
+        }
+        match dial_due(&store, &policy, &dialer, &node, now).await {
+            Ok(d) if d.dialled > 0 || d.interrupted > 0 => tracing::info!(
+                dialled = d.dialled,
+                interrupted = d.interrupted,
+                "outreach dialled"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "outreach dialling failed"),
         }
     }
 }
