@@ -57,6 +57,7 @@ done
 [ -n "${session:-}" ] || { cat "$data/publish.log"; exit 1; }
 
 echo
+echo "agent console:  http://127.0.0.1:8080/  (sign in with the agent token $AGENT, join session $session)"
 echo "session $session is live; sessions:  curl -H 'Authorization: Bearer $AGENT' http://127.0.0.1:8080/v1/sessions"
 echo "predicted needs:  curl -H 'Authorization: Bearer $AGENT' 'http://127.0.0.1:8080/v1/predictions?top=10'"
 echo "watching it as an agent (Ctrl-C to stop):"

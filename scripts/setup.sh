@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Farsight needs on Debian: GStreamer (with x264 from
-# plugins-ugly) and PostgreSQL for the storage tests. Safe to run again; skips what is there.
+# plugins-ugly), PostgreSQL for the storage tests, sipp for the SIP tests, and Chromium with
+# Playwright for the console tests. Safe to run again; skips what is there.
 set -euo pipefail
 
 packages=(
@@ -15,7 +16,10 @@ packages=(
   curl
   sip-tester
   fonts-dejavu-core
+  chromium
 )
+# Node.js drives Chromium (Playwright); a newer one already installed is kept.
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +37,11 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "error: a Rust toolchain (cargo, rustc 1.90 or newer) is required; see https://rustup.rs" >&2
   exit 1
+fi
+
+# The console tests' driver: playwright-core only (it uses Debian's Chromium, downloads none).
+if [ ! -d tests/console/node_modules/playwright-core ]; then
+  npm ci --prefix tests/console --no-audit --no-fund --loglevel=error
 fi
 
 # Builds live outside the clone so a second run on the same machine reuses them.

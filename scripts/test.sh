@@ -14,5 +14,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+# The console's wire codec and camera math, in the browser's language.
+node --test tests/console/protocol.test.mjs 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo prints one per test binary).
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+awk '/^test result:/ { passed += $4; failed += $6 }
+     /^# pass / { passed += $3 } /^# fail / { failed += $3 }
+     END { printf "%d passed, %d failed\n", passed, failed }' "$log"

@@ -131,7 +131,7 @@ fn sipp_rate(calls: usize, in_flight: usize) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let calls = env_or("FARSIGHT_BENCH_CALLS", 2000);
+    let calls = env_or("FARSIGHT_BENCH_CALLS", 20_000);
     let in_flight = env_or("FARSIGHT_BENCH_IN_FLIGHT", 50);
     let reference = sipp_rate(calls, in_flight);
     let (rate, outcomes) = farsight_rate(calls, in_flight).await;

@@ -34,6 +34,8 @@ pub struct Shared {
     pub relay: Relay,
     pub metrics: Arc<Metrics>,
     pub latency_budget: Duration,
+    /// How the console's WebSocket reaches the QUIC relay.
+    pub gateway: http::live::Gateway,
 }
 
 /// A server started by [`start`]; dropping it does not stop it, call [`Running::shutdown`].
@@ -104,6 +106,10 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         relay: Relay::default(),
         metrics: Arc::new(Metrics::default()),
         latency_budget: config.latency_budget,
+        gateway: http::live::Gateway::new(
+            endpoint.local_addr()?,
+            farsight_client::parse_fingerprint(&identity.fingerprint)?,
+        ),
     });
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await

@@ -396,6 +396,21 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
             let opts = connect_options(storage, &target, Role::Wearable, resume.unwrap_or(0))?;
             let mut conn = connect(&opts).await?;
             println!("publishing session {}", conn.session);
+            // Agents' marks are shown as they arrive (the probe anchors them too).
+            let (marks, mut arriving) =
+                tokio::sync::mpsc::unbounded_channel::<farsight_protocol::control::Annotate>();
+            tokio::spawn(async move {
+                while let Some(m) = arriving.recv().await {
+                    println!(
+                        "mark {} ({:?}, {} points) on frame {} from participant {}",
+                        m.id.0,
+                        m.kind,
+                        m.points.len(),
+                        m.frame.0,
+                        m.author.0
+                    );
+                }
+            });
             let report = probe::publish(
                 &mut conn,
                 &PublishOptions {
@@ -407,6 +422,7 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
                         keyframe_interval: fps,
                     },
                     duration: seconds.map(Duration::from_secs_f64),
+                    marks: Some(marks),
                 },
             )
             .await?;

@@ -1,6 +1,8 @@
 //! HTTP: health, Prometheus metrics and the JSON API. Handlers stay small; errors go
 //! through [`ApiError`]; every route but health and metrics takes a bearer token.
 
+mod console;
+pub mod live;
 mod outreach;
 
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use crate::store::{StoreError, TokenRecord, TokenRole};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(console::index))
+        .route("/console/{name}", get(console::file))
+        .route("/v1/live", get(live::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/sessions", get(list_sessions))

@@ -2,10 +2,12 @@
 //! (GStreamer test video, H.264, a moving synthetic pose); `watch` plays an agent and
 //! reports what arrives.
 
+mod anchor;
 mod encoder;
 mod publish;
 mod watch;
 
+pub use anchor::FrameCameras;
 pub use encoder::{EncodedFrame, Encoder, EncoderSettings};
 pub use publish::{PublishOptions, PublishReport, publish, synthetic_pose};
 pub use watch::{WatchOptions, WatchReport, watch};

@@ -1,0 +1,249 @@
+//! The agent console in Debian's Chromium, driven by Playwright (tests/console/console.mjs,
+//! which speaks JSON lines with this test). The probe publishes GStreamer H.264 with a moving
+//! pose as a wearable; the page must show it as moving video, an arrow drawn with the mouse
+//! must reach the wearable as `Annotate` with the right normalised coordinates, and after the
+//! wearable's `AnchorResolved` the page must draw the arrow where the displayed frame's camera
+//! projects it, within 3 px.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use farsight_protocol::{CameraModel, ControlMessage, Role};
+use farsight_server::probe::{self, EncoderSettings, PublishOptions};
+use nalgebra::Point3;
+use serde_json::Value;
+use support::TestServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn console_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/console")
+}
+
+/// The Playwright driver, started with its inputs; its steps are read as JSON lines.
+struct Driver {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl Driver {
+    fn start(url: &str, token: &str, session: u64, shots: &std::path::Path) -> Driver {
+        let dir = console_dir();
+        assert!(
+            dir.join("node_modules/playwright-core").exists(),
+            "run `npm ci --prefix tests/console` (scripts/setup.sh does)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("console.mjs"))
+            .env("CONSOLE_URL", url)
+            .env("AGENT_TOKEN", token)
+            .env("SESSION_ID", session.to_string())
+            .env("SHOTS_DIR", shots)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node is installed");
+        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let stdin = child.stdin.take().expect("piped");
+        Driver {
+            child,
+            lines,
+            stdin,
+        }
+    }
+
+    /// The next step named `name`, echoing browser console output on the way.
+    async fn step(&mut self, name: &str) -> Value {
+        loop {
+            let line = tokio::time::timeout(STEP_TIMEOUT, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no {name:?} step within {STEP_TIMEOUT:?}"))
+                .expect("driver output")
+                .unwrap_or_else(|| panic!("driver ended before {name:?}"));
+            let Ok(step) = serde_json::from_str::<Value>(&line) else {
+                eprintln!("driver: {line}");
+                continue;
+            };
+            match step["step"].as_str() {
+                Some(s) if s == name => return step,
+                Some("error") => panic!("console driver failed: {}", step["message"]),
+                _ => eprintln!("driver: {line}"),
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Value) {
+        let mut line = cmd.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("driver stdin");
+    }
+}
+
+fn point(v: &Value) -> [f64; 2] {
+    [
+        v[0].as_f64().expect("x is a number"),
+        v[1].as_f64().expect("y is a number"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_shows_live_video_and_draws_marks_anchored_by_the_wearable() {
+    let server = TestServer::start().await;
+    let agent_token = server.token(Role::Agent, "Ada").await;
+    let mut wearable = server.connect(Role::Wearable, "glasses").await;
+    let session = wearable.session;
+    let (marks_tx, mut marks_at_wearable) = mpsc::unbounded_channel();
+    let publishing = tokio::spawn(async move {
+        let options = PublishOptions {
+            encoder: EncoderSettings {
+                width: 640,
+                height: 360,
+                fps: 15,
+                bitrate_kbps: 800,
+                keyframe_interval: 15,
+            },
+            duration: Some(Duration::from_secs(90)),
+            marks: Some(marks_tx),
+        };
+        probe::publish(&mut wearable, &options).await
+    });
+
+    // A second agent over QUIC records every frame's camera and the anchors, to check the page
+    // against.
+    let mut observer = server.connect(Role::Agent, "observer").await;
+    observer.join(session).await.expect("observer joins");
+    let cameras: Arc<Mutex<HashMap<u64, CameraModel>>> = Arc::default();
+    let mut watcher = observer.watcher();
+    let seen = cameras.clone();
+    tokio::spawn(async move {
+        while let Some(r) = watcher.next_object().await {
+            seen.lock()
+                .expect("lock")
+                .insert(r.object.frame.0, r.object.camera);
+        }
+    });
+    let (anchors_tx, mut anchors) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = observer.recv().await {
+            if let ControlMessage::AnchorResolved { id, points, .. } = msg {
+                let _ = anchors_tx.send((id.0, points));
+            }
+        }
+    });
+
+    // Screenshots stay in the build's temporary directory for a person to look at.
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let mut driver = Driver::start(&server.http("/"), &agent_token, session.0, &shots);
+
+    let video = driver.step("video").await;
+    assert!(video["frames"].as_u64().unwrap_or(0) >= 10, "{video}");
+    assert!(
+        video["differing_bytes"].as_u64().unwrap_or(0) > 0,
+        "the picture did not move: {video}"
+    );
+
+    let arrow = driver.step("arrow").await;
+    let annotate = &arrow["annotate"];
+    let id = annotate["id"].as_u64().expect("annotation id");
+    let drawn_on = annotate["frame"].as_u64().expect("frame");
+    let expected = [[0.3, 0.4], [0.6, 0.55]];
+    let mark = tokio::time::timeout(Duration::from_secs(10), marks_at_wearable.recv())
+        .await
+        .expect("the mark reaches the wearable")
+        .expect("publishing");
+    assert_eq!((mark.id.0, mark.frame.0), (id, drawn_on));
+    assert_eq!(mark.points.len(), 2);
+    for (got, want) in mark.points.iter().zip(expected) {
+        assert!(
+            (f64::from(got[0]) - want[0]).abs() < 0.01
+                && (f64::from(got[1]) - want[1]).abs() < 0.01,
+            "arrow point {got:?}, drawn at {want:?}"
+        );
+    }
+
+    driver
+        .command(serde_json::json!({"cmd": "await-anchor", "id": id}))
+        .await;
+    let (anchored_id, world) = tokio::time::timeout(Duration::from_secs(10), anchors.recv())
+        .await
+        .expect("the wearable anchors the mark")
+        .expect("observer");
+    assert_eq!(anchored_id, id);
+    driver.step("marked").await;
+    let world: Vec<Point3<f64>> = world
+        .iter()
+        .map(|w| Point3::new(f64::from(w[0]), f64::from(w[1]), f64::from(w[2])))
+        .collect();
+    // Freeze once the head has moved: the arrow's head then projects well away from where it
+    // was drawn, so a mark merely left in place would fail the check below.
+    let moved = |camera: &CameraModel| {
+        let original = cameras.lock().expect("lock")[&drawn_on];
+        match (camera.project(&world[1]), original.project(&world[1])) {
+            (Some(now), Some(then)) => (now - then).norm() > 20.0,
+            _ => false,
+        }
+    };
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        let latest = {
+            let cameras = cameras.lock().expect("lock");
+            *cameras.iter().max_by_key(|(f, _)| **f).expect("frames").1
+        };
+        if moved(&latest) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the head never moved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    driver.command(serde_json::json!({"cmd": "freeze"})).await;
+    let anchored = driver.step("anchored").await;
+    let shown = anchored["frame"].as_u64().expect("displayed frame");
+    let camera = cameras.lock().expect("lock")[&shown];
+    assert!(
+        moved(&camera),
+        "frozen on frame {shown}, before the head moved"
+    );
+    let drawn = anchored["points"].as_array().expect("projected points");
+    assert_eq!(drawn.len(), 2, "{anchored}");
+    for (p, w) in drawn.iter().zip(&world) {
+        let want = camera.project(w).expect("in front of the camera");
+        let [u, v] = point(p);
+        let error = ((u - want.x).powi(2) + (v - want.y).powi(2)).sqrt();
+        assert!(
+            error <= 3.0,
+            "drawn at ({u:.1}, {v:.1}) on frame {shown}, projects to ({:.1}, {:.1}): {error:.1} px",
+            want.x,
+            want.y
+        );
+    }
+    let pixels = driver.step("pixels").await;
+    assert!(
+        pixels["head_rgba"][3].as_u64().unwrap_or(0) > 0,
+        "nothing drawn at the arrow's head: {pixels}"
+    );
+
+    driver.command(serde_json::json!({"cmd": "done"})).await;
+    let status = tokio::time::timeout(STEP_TIMEOUT, driver.child.wait())
+        .await
+        .expect("driver exits")
+        .expect("driver status");
+    assert!(status.success(), "driver exited with {status}");
+    publishing.abort();
+}

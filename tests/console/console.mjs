@@ -1,0 +1,161 @@
+// Drives the agent console in headless Chromium for the end-to-end test: sign in, join,
+// watch, draw an arrow, wait for its 3D anchor. Speaks JSON lines: one object per step on
+// stdout, commands from the test on stdin. Any failure prints {"step":"error"} and exits 1.
+//
+// Environment: CONSOLE_URL, AGENT_TOKEN, SESSION_ID, SHOTS_DIR.
+
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+const TIMEOUT_MS = 30_000;
+
+function emit(object) {
+  process.stdout.write(`${JSON.stringify(object)}\n`);
+}
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+// Commands arrive whenever the test is ready; keep them until a step asks.
+const commands = [];
+const waiters = [];
+let stdinClosed = false;
+const lines = createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  if (!line.trim()) return;
+  let command;
+  try {
+    command = JSON.parse(line);
+  } catch {
+    emit({ step: 'console', text: `ignored a stdin line that is not JSON: ${line}` });
+    return;
+  }
+  commands.push(command);
+  waiters.splice(0).forEach((wake) => wake());
+});
+lines.on('close', () => {
+  stdinClosed = true;
+  waiters.splice(0).forEach((wake) => wake());
+});
+
+async function nextCommand(cmd) {
+  for (;;) {
+    const index = commands.findIndex((c) => c.cmd === cmd);
+    if (index >= 0) return commands.splice(index, 1)[0];
+    if (stdinClosed) throw new Error(`stdin closed while waiting for {"cmd":"${cmd}"}`);
+    await new Promise((wake) => waiters.push(wake));
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main(browser) {
+  const url = env('CONSOLE_URL');
+  const token = env('AGENT_TOKEN');
+  const session = env('SESSION_ID');
+  const shots = env('SHOTS_DIR');
+  mkdirSync(shots, { recursive: true });
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(TIMEOUT_MS);
+  page.on('console', (message) => {
+    if (message.type() === 'error') emit({ step: 'console', text: message.text() });
+  });
+  page.on('pageerror', (error) => emit({ step: 'console', text: String(error?.stack ?? error) }));
+
+  // 1. Sign in, join, watch.
+  await page.goto(url);
+  await page.fill('#token', token);
+  await page.click('#signin button[type="submit"]');
+  const join = page.locator(`button.join[data-session="${session}"]`);
+  await join.waitFor({ state: 'visible' });
+  await join.click();
+  await page.waitForFunction(() => Number(document.querySelector('#video')?.dataset.framesDrawn ?? 0) >= 10);
+
+  const video = page.locator('#video');
+  await video.screenshot({ path: path.join(shots, 'video-1.png') });
+  await page.evaluate(() => {
+    const c = document.querySelector('#video');
+    window.__firstPixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  });
+  await sleep(500);
+  await video.screenshot({ path: path.join(shots, 'video-2.png') });
+  const { frames, differing } = await page.evaluate(() => {
+    const c = document.querySelector('#video');
+    const now = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const before = window.__firstPixels;
+    let count = 0;
+    const n = Math.min(now.length, before.length);
+    for (let i = 0; i < n; i++) if (now[i] !== before[i]) count += 1;
+    count += Math.abs(now.length - before.length);
+    delete window.__firstPixels;
+    return { frames: Number(c.dataset.framesDrawn), differing: count };
+  });
+  emit({ step: 'video', frames, differing_bytes: differing });
+  emit({ step: 'stats', text: (await page.textContent('#stats')).replace(/\s+/g, ' ').trim() });
+
+  // 2. Draw an arrow from 30 %/40 % to 60 %/55 % of the overlay.
+  await page.keyboard.press('a');
+  const box = await page.locator('#marks').boundingBox();
+  if (!box) throw new Error('#marks has no box');
+  const at = (fx, fy) => [box.x + box.width * fx, box.y + box.height * fy];
+  await page.mouse.move(...at(0.3, 0.4));
+  await page.mouse.down();
+  for (let i = 1; i <= 5; i++) await page.mouse.move(...at(0.3 + 0.06 * i, 0.4 + 0.03 * i));
+  await page.mouse.up();
+  const annotate = await page.waitForFunction(() => window.farsightConsole?.lastAnnotate).then((h) => h.jsonValue());
+  emit({ step: 'arrow', annotate, expected: [[0.3, 0.4], [0.6, 0.55]] });
+
+  // 3. The wearable anchors it; once the head has moved, freeze and report where it projects.
+  const { id } = await nextCommand('await-anchor');
+  await page.waitForFunction((markId) => window.farsightConsole.marks.some((m) => m.id === markId), id, {
+    timeout: TIMEOUT_MS,
+  });
+  // The test says when the head has moved far enough to tell a re-projection from a mark
+  // left where it was drawn.
+  emit({ step: 'marked', id });
+  await nextCommand('freeze');
+  await page.keyboard.press('f');
+  await sleep(200);
+  const anchored = await page.evaluate((markId) => {
+    const mark = window.farsightConsole.marks.find((m) => m.id === markId);
+    const video = document.querySelector('#video');
+    const overlay = document.querySelector('#marks');
+    const head = mark.points.at(-1);
+    // Image pixels to overlay pixels (the two canvases need not share a resolution).
+    const x = Math.floor((head[0] * overlay.width) / video.width);
+    const y = Math.floor((head[1] * overlay.height) / video.height);
+    const inside = x >= 0 && y >= 0 && x < overlay.width && y < overlay.height;
+    const rgba = inside ? [...overlay.getContext('2d').getImageData(x, y, 1, 1).data] : null;
+    return { frame: Number(video.dataset.frame), points: mark.points, rgba };
+  }, id);
+  emit({ step: 'anchored', frame: anchored.frame, points: anchored.points });
+  await page.screenshot({ path: path.join(shots, 'anchored.png') });
+  emit({ step: 'pixels', head_rgba: anchored.rgba });
+
+  // 4. Stay up until the test is done with the session.
+  await nextCommand('done');
+}
+
+let browser;
+let code = 0;
+try {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  await main(browser);
+} catch (error) {
+  emit({ step: 'error', message: String(error?.message ?? error) });
+  code = 1;
+} finally {
+  await browser?.close().catch(() => {});
+  lines.close();
+}
+process.exit(code);
