@@ -155,7 +155,10 @@ async fn main() {
              phone (answers with an offer, is hung up with BYE) and the customer's (answers with the \
              agent's offer, hangs up at once). Each Farsight attempt is a full RFC 3725 call: two \
              INVITE transactions, two ACKs, two BYEs. The reference, in the same run, is sipp calling \
-             sipp directly with one INVITE, ACK and BYE per call.\n\n\
+             sipp directly with one INVITE, ACK and BYE per call. Each phone process handles the \
+             same six messages per call in both runs, and on this machine the sipp processes are \
+             what saturate the cores: a ratio near 1 says the dialer keeps pace with the phones, \
+             not where its own ceiling lies.\n\n\
              | measure | Farsight | reference (same run) | ratio |\n|---|---|---|---|\n\
              | dial attempts sustained | {rate:.0} calls/s ({answered} of {calls} answered) | sipp→sipp {reference:.0} calls/s | {:.2} |\n",
             common::today(),
