@@ -61,6 +61,8 @@ fn serve(data: &Path) -> Started {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--webtransport-listen",
+            "127.0.0.1:0",
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -36,7 +36,13 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(url: &str, token: &str, session: u64, shots: &std::path::Path) -> Driver {
+    fn start(
+        url: &str,
+        token: &str,
+        session: u64,
+        shots: &std::path::Path,
+        block_udp: bool,
+    ) -> Driver {
         let dir = console_dir();
         assert!(
             dir.join("node_modules/playwright-core").exists(),
@@ -48,6 +54,7 @@ impl Driver {
             .env("AGENT_TOKEN", token)
             .env("SESSION_ID", session.to_string())
             .env("SHOTS_DIR", shots)
+            .env("BLOCK_UDP", if block_udp { "1" } else { "0" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -100,7 +107,17 @@ fn point(v: &Value) -> [f64; 2] {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_shows_live_video_and_draws_marks_anchored_by_the_wearable() {
+async fn over_webtransport_the_console_shows_live_video_and_draws_anchored_marks() {
+    console_shows_live_video_and_draws_anchored_marks("WebTransport").await;
+}
+
+/// WebTransport's datagrams dropped, as by a firewall that blocks UDP: the page falls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_udp_blocked_the_console_falls_back_to_websocket_and_works_the_same() {
+    console_shows_live_video_and_draws_anchored_marks("WebSocket").await;
+}
+
+async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
     let server = TestServer::start().await;
     let agent_token = server.token(Role::Agent, "Ada").await;
     let mut wearable = server.connect(Role::Wearable, "glasses").await;
@@ -145,11 +162,18 @@ async fn console_shows_live_video_and_draws_marks_anchored_by_the_wearable() {
     });
 
     // Screenshots stay in the build's temporary directory for a person to look at.
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console");
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-{transport}"));
     std::fs::create_dir_all(&shots).expect("screenshot directory");
-    let mut driver = Driver::start(&server.http("/"), &agent_token, session.0, &shots);
+    let mut driver = Driver::start(
+        &server.http("/"),
+        &agent_token,
+        session.0,
+        &shots,
+        transport == "WebSocket",
+    );
 
     let video = driver.step("video").await;
+    assert_eq!(video["transport"], transport, "{video}");
     assert!(video["frames"].as_u64().unwrap_or(0) >= 10, "{video}");
     assert!(
         video["differing_bytes"].as_u64().unwrap_or(0) > 0,

@@ -1,6 +1,6 @@
-//! The console's WebSocket (`/v1/live`) over real sockets: the same protocol as QUIC, one
-//! control frame or one media object per message, with a typed `Error` for every bad input
-//! while the server goes on serving the others.
+//! The browsers' `/v1/live` over real sockets. WebSocket: one control frame or one media
+//! object per message, with a typed `Error` for every bad input while the server goes on
+//! serving the others. WebTransport: the native stream layout, pinned by certificate hash.
 
 mod support;
 
@@ -210,4 +210,117 @@ async fn a_browser_agent_watches_frames_and_its_marks_reach_the_wearable() {
     assert_eq!((got.id, got.frame), (AnnotationId(42), FrameSeq(3)));
     assert_eq!(got.points, vec![[0.3, 0.4], [0.6, 0.55]]);
     assert_ne!(got.author, ParticipantId(0), "the relay names the author");
+}
+
+async fn webtransport(server: &TestServer) -> wtransport::Connection {
+    let hash = farsight_client::parse_fingerprint(&server.running.fingerprint).expect("hex");
+    let config = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
+        .build();
+    let url = format!(
+        "https://localhost:{}/v1/live",
+        server.running.webtransport_addr.port()
+    );
+    wtransport::Endpoint::client(config)
+        .expect("client endpoint")
+        .connect(url)
+        .await
+        .expect("WebTransport session")
+}
+
+async fn read_control(recv: &mut wtransport::RecvStream) -> Option<ControlMessage> {
+    let mut decoder = ControlDecoder::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(m) = decoder.poll().expect("control frame") {
+            return Some(m);
+        }
+        match tokio::time::timeout(TIMEOUT, recv.read(&mut buf)).await {
+            Ok(Ok(Some(n))) => decoder.push(&buf[..n]),
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_webtransport_a_bad_token_is_refused_and_an_agent_gets_groups_on_their_own_streams() {
+    let server = TestServer::start().await;
+    let agent = server.token(Role::Agent, "Ada").await;
+
+    let session = webtransport(&server).await;
+    let (mut send, mut recv) = session
+        .open_bi()
+        .await
+        .expect("opening")
+        .await
+        .expect("control stream");
+    send.write_all(&hello(Role::Agent, "not-a-token").into_data())
+        .await
+        .expect("sent");
+    match read_control(&mut recv).await {
+        Some(ControlMessage::Error { code, .. }) => assert_eq!(code, ErrorCode::Unauthorized),
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+
+    let wearable = server.connect(Role::Wearable, "glasses").await;
+    let session_id = wearable.session;
+    let browser = webtransport(&server).await;
+    let (mut send, mut recv) = browser
+        .open_bi()
+        .await
+        .expect("opening")
+        .await
+        .expect("control stream");
+    send.write_all(&hello(Role::Agent, &agent).into_data())
+        .await
+        .expect("sent");
+    assert!(matches!(
+        read_control(&mut recv).await,
+        Some(ControlMessage::Welcome { .. })
+    ));
+    send.write_all(
+        &ControlMessage::Join {
+            session: session_id,
+        }
+        .to_bytes(),
+    )
+    .await
+    .expect("sent");
+    loop {
+        match read_control(&mut recv).await {
+            Some(ControlMessage::Joined { .. }) => break,
+            Some(_) => continue,
+            None => panic!("no Joined"),
+        }
+    }
+    let mut publisher = wearable.publisher();
+    for seq in 0..3 {
+        publisher
+            .send(&frame(seq, seq == 0, 1500))
+            .await
+            .expect("published");
+    }
+    let mut group = tokio::time::timeout(TIMEOUT, browser.accept_uni())
+        .await
+        .expect("a group stream")
+        .expect("stream");
+    let mut decoder = farsight_protocol::MediaDecoder::new();
+    let mut buf = [0u8; 8192];
+    let mut frames = Vec::new();
+    while frames.len() < 3 {
+        let n = tokio::time::timeout(TIMEOUT, group.read(&mut buf))
+            .await
+            .expect("group data")
+            .expect("readable")
+            .expect("not finished before three frames");
+        decoder.push(&buf[..n]);
+        while let Some(event) = decoder.poll().expect("valid group") {
+            match event {
+                farsight_protocol::MediaEvent::Header(h) => assert_eq!(h.session, session_id),
+                farsight_protocol::MediaEvent::Object(o) => frames.push(o.frame),
+            }
+        }
+    }
+    assert_eq!(frames, vec![FrameSeq(0), FrameSeq(1), FrameSeq(2)]);
 }

@@ -413,6 +413,8 @@ fn serve_dialling(
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--webtransport-listen",
+            "127.0.0.1:0",
         ])
         .env("RUST_LOG", "farsight_server=info")
         .stdout(Stdio::null())

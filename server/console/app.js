@@ -1,9 +1,11 @@
-// The agent console: sign-in, the queue of open sessions, live video over the WebSocket
-// gateway (WebCodecs), and marks drawn on the picture, re-projected once the wearable
-// anchors them in 3D. Wire format in protocol.js, camera math in camera.js.
+// The agent console: sign-in, the queue of open sessions, live video over WebTransport or
+// the WebSocket fallback (transport.js) decoded with WebCodecs, and marks drawn on the
+// picture, re-projected once the wearable anchors them in 3D. Wire format in protocol.js,
+// camera math in camera.js.
 
 import * as P from './protocol.js';
 import { project, fromNormalised, clientToImage } from './camera.js';
+import { openLink } from './transport.js';
 
 const $ = (selector) => document.querySelector(selector);
 const el = {
@@ -36,7 +38,7 @@ const KEYFRAME_REQUEST_GAP_MS = 500;
 
 const state = {
   token: null,
-  ws: null,
+  link: null, // the open link to the relay (transport.js), or a placeholder while it opens
   welcomed: false, // this connection got Welcome
   signedIn: false, // some connection with this token did: a drop is retried, not shown as a refusal
   role: P.Role.agent,
@@ -73,35 +75,21 @@ function toast(message, kind = 'error') {
 
 // ---- connection ----
 
-function liveUrl() {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  return `${scheme}://${location.host}/v1/live`;
-}
-
-function connect(token, role = P.Role.agent) {
+async function connect(token, role = P.Role.agent) {
   state.token = token;
   state.role = role;
   state.welcomed = false;
-  const ws = new WebSocket(liveUrl());
-  ws.binaryType = 'arraybuffer';
-  state.ws = ws;
-  ws.onopen = () => send({ type: 'Hello', version: P.VERSION, role, token, resume: 0 });
-  ws.onmessage = (event) => {
-    if (ws !== state.ws) return;
-    if (!(event.data instanceof ArrayBuffer)) return;
-    let message;
-    try {
-      message = P.decodeServerMessage(event.data);
-    } catch (e) {
-      toast(`Bad message from the server: ${e.message}`);
-      return;
-    }
+  const attempt = {};
+  state.link = attempt;
+  let link;
+  const onMessage = (message) => {
+    if (state.link !== link) return;
     if (message.kind === 'media') onMedia(message);
     else onControl(message.message);
   };
-  ws.onclose = () => {
-    if (ws !== state.ws) return;
-    state.ws = null;
+  const onClose = () => {
+    if (state.link !== link && state.link !== attempt) return;
+    state.link = null;
     if (!state.signedIn) {
       if (!el.signinError.textContent) showSigninError('Could not reach the server.');
       return;
@@ -109,16 +97,35 @@ function connect(token, role = P.Role.agent) {
     if (state.welcomed) toast('Connection lost; reconnecting…', 'info');
     state.welcomed = false;
     resetVideo();
-    const token = state.token;
     setTimeout(() => state.signedIn && state.token === token && connect(token, state.role), state.reconnectDelay);
     state.reconnectDelay = Math.min(state.reconnectDelay * 2, 10000);
   };
+  try {
+    link = await openLink({ onMessage: (m) => guarded(onMessage, m), onClose });
+  } catch {
+    onClose();
+    return;
+  }
+  if (state.link !== attempt) {
+    link.close(); // superseded while connecting (signed out, or another sign-in)
+    return;
+  }
+  state.link = link;
+  send({ type: 'Hello', version: P.VERSION, role, token, resume: 0 });
+}
+
+// A malformed message from the server is reported, not thrown into the transport's loop.
+function guarded(handle, message) {
+  try {
+    handle(message);
+  } catch (e) {
+    toast(`Bad message from the server: ${e.message}`);
+  }
 }
 
 function send(message) {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-  ws.send(P.encodeControl(message));
+  if (!state.link?.send) return false;
+  state.link.send(P.encodeControl(message));
   return true;
 }
 
@@ -182,7 +189,9 @@ function onError(m) {
     // The page cannot know the token's role; a supervisor token is refused as agent first.
     if (m.code === P.ErrorCode.WrongRole && state.role === P.Role.agent) {
       const token = state.token;
-      state.ws = null;
+      const old = state.link;
+      state.link = null;
+      old?.close?.();
       connect(token, P.Role.supervisor);
       return;
     }
@@ -511,7 +520,7 @@ function renderStats() {
   set('delay', Number.isFinite(delay) ? `delay ${delay.toFixed(0)} ms` : 'delay – ms');
   set('decoded', `${stats.decoded} decoded`);
   set('dropped', `${stats.dropped} dropped`);
-  set('transport', 'WebSocket');
+  set('transport', state.link?.kind ?? '–');
 }
 
 setInterval(renderStats, 250);
@@ -944,11 +953,11 @@ document.addEventListener('keydown', (event) => {
 function signOut(forgetField = true) {
   sessionStorage.removeItem(TOKEN_KEY);
   clearInterval(state.queueTimer);
-  const ws = state.ws;
-  state.ws = null;
+  const link = state.link;
+  state.link = null;
   state.welcomed = false;
   state.signedIn = false;
-  ws?.close();
+  link?.close?.();
   leaveLocal();
   state.token = null;
   el.app.hidden = true;
@@ -964,7 +973,9 @@ el.signin.addEventListener('submit', (event) => {
   if (!token) return;
   el.signinError.hidden = true;
   el.signinError.textContent = '';
-  state.ws?.close();
+  const old = state.link;
+  state.link = null;
+  old?.close?.();
   connect(token);
 });
 

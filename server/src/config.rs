@@ -28,9 +28,12 @@ pub struct ServeArgs {
     /// UDP address for QUIC (wearables and agents).
     #[arg(long, env = "FARSIGHT_QUIC_LISTEN")]
     pub quic_listen: Option<SocketAddr>,
-    /// TCP address for HTTP: health, metrics and the JSON API.
+    /// TCP address for HTTP: health, metrics, the JSON API and the console.
     #[arg(long, env = "FARSIGHT_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// UDP address for WebTransport (HTTP/3), the console's link to the relay.
+    #[arg(long, env = "FARSIGHT_WEBTRANSPORT_LISTEN")]
+    pub webtransport_listen: Option<SocketAddr>,
     /// PEM certificate chain; without it a development certificate is generated.
     #[arg(long, env = "FARSIGHT_CERT", requires = "key")]
     pub cert: Option<PathBuf>,
@@ -86,6 +89,7 @@ struct FileConfig {
     database_url: Option<String>,
     quic_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
+    webtransport_listen: Option<SocketAddr>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     latency_budget_ms: Option<u64>,
@@ -97,6 +101,7 @@ pub struct ServeConfig {
     pub database_url: String,
     pub quic_listen: SocketAddr,
     pub http_listen: SocketAddr,
+    pub webtransport_listen: SocketAddr,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub latency_budget: Duration,
     pub outreach: PolicyConfig,
@@ -121,6 +126,8 @@ pub enum ConfigError {
 
 pub const DEFAULT_QUIC_LISTEN: &str = "0.0.0.0:4433";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// Beside the HTTP port: the console reaches both from the same place.
+pub const DEFAULT_WEBTRANSPORT_LISTEN: &str = "127.0.0.1:4434";
 pub const DEFAULT_LATENCY_BUDGET: Duration = Duration::from_millis(500);
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
@@ -188,6 +195,10 @@ impl ServeConfig {
                 .http_listen
                 .or(file.http_listen)
                 .unwrap_or_else(|| DEFAULT_HTTP_LISTEN.parse().expect("valid literal")),
+            webtransport_listen: serve
+                .webtransport_listen
+                .or(file.webtransport_listen)
+                .unwrap_or_else(|| DEFAULT_WEBTRANSPORT_LISTEN.parse().expect("valid literal")),
             cert,
             latency_budget: serve
                 .latency_budget_ms
@@ -206,6 +217,7 @@ impl ServeConfig {
             database_url: format!("sqlite://{}", data_dir.join("farsight.db").display()),
             quic_listen: "127.0.0.1:0".parse().expect("valid literal"),
             http_listen: "127.0.0.1:0".parse().expect("valid literal"),
+            webtransport_listen: "127.0.0.1:0".parse().expect("valid literal"),
             cert: None,
             latency_budget: DEFAULT_LATENCY_BUDGET,
             outreach: PolicyConfig::default(),

@@ -5,6 +5,7 @@
 
 pub mod cert;
 pub mod config;
+pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod outreach;
@@ -35,7 +36,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub latency_budget: Duration,
     /// How the console's WebSocket reaches the QUIC relay.
-    pub gateway: http::live::Gateway,
+    pub gateway: gateway::Gateway,
 }
 
 /// A server started by [`start`]; dropping it does not stop it, call [`Running::shutdown`].
@@ -43,12 +44,14 @@ pub struct Shared {
 pub struct Running {
     pub quic_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub webtransport_addr: SocketAddr,
     /// SHA-256 of the certificate, hex: what clients pin.
     pub fingerprint: String,
     pub shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<()>,
+    webtransport: gateway::webtransport::Listener,
     scheduler: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -57,6 +60,7 @@ impl Running {
     /// (releasing the UDP port) and for the store to close.
     pub async fn shutdown(self) {
         self.endpoint.close(0u32.into(), b"server shutting down");
+        self.webtransport.close().await;
         self.http.abort();
         let _ = self.http.await;
         if let Some(scheduler) = self.scheduler {
@@ -87,6 +91,25 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     };
     let endpoint = quic::endpoint(&identity, config.quic_listen)
         .with_context(|| format!("listening for QUIC on {}", config.quic_listen))?;
+    let mut webtransport =
+        gateway::webtransport::Listener::bind(&identity, config.webtransport_listen).with_context(
+            || {
+                format!(
+                    "listening for WebTransport on {}",
+                    config.webtransport_listen
+                )
+            },
+        )?;
+    let webtransport_addr = webtransport.local_addr()?;
+    let mut gateway = gateway::Gateway::new(
+        endpoint.local_addr()?,
+        farsight_client::parse_fingerprint(&identity.fingerprint)?,
+    );
+    gateway.webtransport = Some(gateway::WebTransportInfo {
+        port: webtransport_addr.port(),
+        path: "/v1/live",
+        certificate_sha256: config.cert.is_none().then(|| identity.fingerprint.clone()),
+    });
     let policy = config
         .outreach
         .validate()
@@ -106,10 +129,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         relay: Relay::default(),
         metrics: Arc::new(Metrics::default()),
         latency_budget: config.latency_budget,
-        gateway: http::live::Gateway::new(
-            endpoint.local_addr()?,
-            farsight_client::parse_fingerprint(&identity.fingerprint)?,
-        ),
+        gateway,
     });
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
@@ -122,6 +142,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         }
     });
     let accept = tokio::spawn(quic::accept_loop(endpoint.clone(), shared.clone()));
+    webtransport.serve(shared.clone());
     let scheduler = dialer.map(|(dialer, cfg)| {
         tokio::spawn(outreach::scheduler::run_forever(
             shared.store.clone(),
@@ -134,11 +155,13 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     Ok(Running {
         quic_addr: endpoint.local_addr()?,
         http_addr,
+        webtransport_addr,
         fingerprint: identity.fingerprint,
         shared,
         endpoint,
         accept,
         http,
+        webtransport,
         scheduler,
     })
 }

@@ -304,6 +304,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("QUIC   {} (ALPN farsight/1)", running.quic_addr);
     println!("HTTP   http://{}", running.http_addr);
     println!("certificate SHA-256 {}", running.fingerprint);
+    println!(
+        "console http://{}/ (WebTransport on UDP {})",
+        running.http_addr, running.webtransport_addr
+    );
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");
     running.shutdown().await;

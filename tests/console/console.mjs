@@ -2,11 +2,14 @@
 // watch, draw an arrow, wait for its 3D anchor. Speaks JSON lines: one object per step on
 // stdout, commands from the test on stdin. Any failure prints {"step":"error"} and exits 1.
 //
-// Environment: CONSOLE_URL, AGENT_TOKEN, SESSION_ID, SHOTS_DIR.
+// Environment: CONSOLE_URL, AGENT_TOKEN, SESSION_ID, SHOTS_DIR; BLOCK_UDP=1 sends the page's
+// WebTransport to a UDP port that drops every datagram, as a firewall would, so the console
+// must fall back to WebSocket.
 
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 import { mkdirSync } from 'node:fs';
+import dgram from 'node:dgram';
 import path from 'node:path';
 
 const TIMEOUT_MS = 30_000;
@@ -54,6 +57,19 @@ async function nextCommand(cmd) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Points the page's WebTransport at a socket that reads nothing and answers nothing.
+async function blockUdp(page) {
+  const sink = dgram.createSocket('udp4');
+  await new Promise((resolve) => sink.bind(0, '127.0.0.1', resolve));
+  const port = sink.address().port;
+  await page.route('**/v1/console/config', async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    if (config.webtransport) config.webtransport.port = port;
+    await route.fulfill({ response, json: config });
+  });
+}
+
 async function main(browser) {
   const url = env('CONSOLE_URL');
   const token = env('AGENT_TOKEN');
@@ -67,6 +83,7 @@ async function main(browser) {
     if (message.type() === 'error') emit({ step: 'console', text: message.text() });
   });
   page.on('pageerror', (error) => emit({ step: 'console', text: String(error?.stack ?? error) }));
+  if (process.env.BLOCK_UDP === '1') await blockUdp(page);
 
   // 1. Sign in, join, watch.
   await page.goto(url);
@@ -96,7 +113,8 @@ async function main(browser) {
     delete window.__firstPixels;
     return { frames: Number(c.dataset.framesDrawn), differing: count };
   });
-  emit({ step: 'video', frames, differing_bytes: differing });
+  const transport = await page.textContent('[data-stat="transport"]');
+  emit({ step: 'video', frames, differing_bytes: differing, transport });
   emit({ step: 'stats', text: (await page.textContent('#stats')).replace(/\s+/g, ' ').trim() });
 
   // 2. Draw an arrow from 30 %/40 % to 60 %/55 % of the overlay.
@@ -148,7 +166,14 @@ try {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   await main(browser);
 } catch (error) {

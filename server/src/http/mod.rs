@@ -2,7 +2,6 @@
 //! through [`ApiError`]; every route but health and metrics takes a bearer token.
 
 mod console;
-pub mod live;
 mod outreach;
 
 use std::sync::Arc;
@@ -22,7 +21,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(console::index))
         .route("/console/{name}", get(console::file))
-        .route("/v1/live", get(live::upgrade))
+        .route("/v1/console/config", get(console::config))
+        .route("/v1/live", get(crate::gateway::websocket::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/sessions", get(list_sessions))

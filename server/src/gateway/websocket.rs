@@ -1,56 +1,26 @@
-//! `/v1/live`: the console's WebSocket, for browsers (and networks) without QUIC. It is a
-//! gateway: it connects to this server's own QUIC endpoint on the browser's behalf with the
-//! browser's token, so authorisation and relay semantics are exactly the native ones.
+//! `/v1/live` over WebSocket, for browsers on networks that block UDP.
 //!
 //! Framing (binary messages only): browser → server, one control frame per message;
 //! server → browser, one control frame (first byte `0x00`) or one media object preceded by
 //! its group's 21-byte stream header (first byte `0x4d`). See protocol/README.md.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use farsight_client::{
-    ClientError, ConnectOptions, Connection, Received, Trust, WatchEvent, connect,
-};
+use farsight_client::{Connection, Received, WatchEvent};
+use farsight_protocol::ControlMessage;
+use farsight_protocol::ErrorCode;
 use farsight_protocol::control::ControlDecoder;
-use farsight_protocol::{ControlMessage, ErrorCode, PROTOCOL_VERSION, SessionId};
 
+use super::{HELLO_TIMEOUT, Refusal, is_stale};
 use crate::Shared;
 
-/// How long a browser has to send `Hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages up to this size get a typed `Error` when they are not one valid control frame
 /// (at most 6 + 65 536 bytes); larger ones close the socket with WebSocket code 1009.
 const MAX_WEBSOCKET_MESSAGE: usize = 1024 * 1024;
-/// A frame older than this when its turn to go out comes is dropped with the rest of its
-/// group: a slow browser skips ahead to the next key frame instead of falling behind.
-const STALE_FRAME: Duration = Duration::from_millis(500);
-
-/// Where the gateway reaches the QUIC relay, and the certificate it pins there.
-#[derive(Clone, Debug)]
-pub struct Gateway {
-    pub quic: SocketAddr,
-    pub fingerprint: [u8; 32],
-}
-
-impl Gateway {
-    /// The relay as seen from this host: an unspecified listen address becomes loopback.
-    pub fn new(listen: SocketAddr, fingerprint: [u8; 32]) -> Self {
-        let mut quic = listen;
-        if quic.ip().is_unspecified() {
-            quic.set_ip(match quic {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        Self { quic, fingerprint }
-    }
-}
 
 pub async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_WEBSOCKET_MESSAGE)
@@ -59,42 +29,11 @@ pub async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) ->
             let mut socket = socket;
             if let Err(refusal) = serve(&shared, &mut socket).await {
                 tracing::debug!(code = ?refusal.code, message = %refusal.message, "console refused");
-                let error = ControlMessage::Error {
-                    code: refusal.code,
-                    message: refusal.message,
-                };
-                let _ = socket.send(Message::Binary(error.to_bytes().into())).await;
+                let error = refusal.to_error().to_bytes();
+                let _ = socket.send(Message::Binary(error.into())).await;
             }
             let _ = socket.send(Message::Close(None)).await;
         })
-}
-
-/// Why the gateway ends a browser's connection, sent to it as an `Error`.
-#[derive(Debug)]
-struct Refusal {
-    code: ErrorCode,
-    message: String,
-}
-
-impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ClientError> for Refusal {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Refused { code, message } => Refusal::new(code, message),
-            other => {
-                tracing::warn!(error = %other, "console gateway lost the relay");
-                Refusal::new(ErrorCode::Internal, "relay unavailable")
-            }
-        }
-    }
 }
 
 /// Decodes a browser message: exactly one whole control frame. `None` for an unknown type,
@@ -102,13 +41,7 @@ impl From<ClientError> for Refusal {
 fn decode_one(data: &[u8]) -> Result<Option<ControlMessage>, Refusal> {
     let mut decoder = ControlDecoder::new();
     decoder.push(data);
-    let msg = decoder.poll().map_err(|e| {
-        let code = match e {
-            farsight_protocol::DecodeError::TooLong { .. } => ErrorCode::TooLarge,
-            _ => ErrorCode::Malformed,
-        };
-        Refusal::new(code, e.to_string())
-    })?;
+    let msg = decoder.poll()?;
     if decoder.buffered() > 0 {
         return Err(Refusal::new(
             ErrorCode::Malformed,
@@ -151,53 +84,15 @@ async fn next_frame(socket: &mut WebSocket) -> Result<Incoming, Refusal> {
 
 /// Connects the browser's `Hello` to the relay, then shuttles messages both ways.
 async fn serve(shared: &Shared, socket: &mut WebSocket) -> Result<(), Refusal> {
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, next_frame(socket))
-        .await
-        .map_err(|_| Refusal::new(ErrorCode::Malformed, "no Hello within 10 s"))??;
-    let (version, role, token) = match hello {
-        Incoming::Message(ControlMessage::Hello {
-            version,
-            role,
-            token,
-            ..
-        }) => (version, role, token),
-        Incoming::Closed => return Ok(()),
-        _ => {
-            return Err(Refusal::new(
-                ErrorCode::UnexpectedMessage,
-                "the first message must be Hello",
-            ));
-        }
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_frame(socket)).await {
+        Err(_) => return Err(Refusal::new(ErrorCode::Malformed, "no Hello within 10 s")),
+        Ok(Err(refusal)) => return Err(refusal),
+        Ok(Ok(Incoming::Closed)) => return Ok(()),
+        Ok(Ok(Incoming::Skipped)) => None,
+        Ok(Ok(Incoming::Message(m))) => Some(m),
     };
-    if version != PROTOCOL_VERSION {
-        return Err(Refusal::new(
-            ErrorCode::UnsupportedVersion,
-            format!("protocol version {version}; this server speaks {PROTOCOL_VERSION}"),
-        ));
-    }
-    if !role.watches() {
-        return Err(Refusal::new(
-            ErrorCode::WrongRole,
-            "the console is for agents and supervisors; wearables connect over QUIC",
-        ));
-    }
-    let gateway = &shared.gateway;
-    let mut conn = connect(&ConnectOptions {
-        server: gateway.quic,
-        server_name: "localhost".into(),
-        trust: Trust::Fingerprint(gateway.fingerprint),
-        role,
-        token,
-        resume: SessionId(0),
-        receive_window: None,
-    })
-    .await?;
-    let welcome = ControlMessage::Welcome {
-        participant: conn.participant,
-        session: conn.session,
-        name: conn.name.clone(),
-    };
-    send(socket, welcome.to_bytes().into()).await?;
+    let mut conn = super::open_relay(&shared.gateway, hello).await?;
+    send(socket, super::welcome(&conn).to_bytes().into()).await?;
     let result = shuttle(socket, &mut conn).await;
     conn.close();
     result
@@ -235,7 +130,7 @@ async fn shuttle(socket: &mut WebSocket, conn: &mut Connection) -> Result<(), Re
                     if r.object.flags.keyframe {
                         skipping = false;
                     }
-                    if !skipping && r.at.elapsed() > STALE_FRAME {
+                    if !skipping && is_stale(&r) {
                         skipping = true;
                     }
                     if !skipping {
@@ -262,6 +157,7 @@ fn media_message(r: &Received) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farsight_protocol::SessionId;
 
     #[test]
     fn a_message_must_hold_exactly_one_frame() {
@@ -281,13 +177,5 @@ mod tests {
         );
         let oversize = [0u8, 0x04, 0x00, 0x10, 0x00, 0x01];
         assert_eq!(decode_one(&oversize).unwrap_err().code, ErrorCode::TooLarge);
-    }
-
-    #[test]
-    fn an_unspecified_listen_address_is_reached_on_loopback() {
-        let g = Gateway::new("0.0.0.0:4433".parse().unwrap(), [0; 32]);
-        assert_eq!(g.quic, "127.0.0.1:4433".parse().unwrap());
-        let g = Gateway::new("[::]:4433".parse().unwrap(), [0; 32]);
-        assert_eq!(g.quic, "[::1]:4433".parse().unwrap());
     }
 }
