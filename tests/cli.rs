@@ -81,6 +81,8 @@ fn serve(data: &Path) -> Started {
     let quic = field("QUIC");
     let http = field("HTTP");
     let fingerprint = field("certificate SHA-256");
+    // Keep reading, so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     Started {
         _server: server,
         quic: quic.split_whitespace().next().expect("address").to_string(),

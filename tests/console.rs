@@ -5,99 +5,22 @@
 //! wearable's `AnchorResolved` the page must draw the arrow where the displayed frame's camera
 //! projects it, within 3 px.
 
+#[path = "support/console_driver.rs"]
+mod console_driver;
 mod support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use console_driver::{Driver, Run, STEP_TIMEOUT};
 use farsight_protocol::{CameraModel, ControlMessage, Role};
 use farsight_server::probe::{self, EncoderSettings, PublishOptions};
 use nalgebra::Point3;
 use serde_json::Value;
 use support::TestServer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::mpsc;
-
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn console_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/console")
-}
-
-/// The Playwright driver, started with its inputs; its steps are read as JSON lines.
-struct Driver {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    stdin: tokio::process::ChildStdin,
-}
-
-impl Driver {
-    fn start(
-        url: &str,
-        token: &str,
-        session: u64,
-        shots: &std::path::Path,
-        block_udp: bool,
-    ) -> Driver {
-        let dir = console_dir();
-        assert!(
-            dir.join("node_modules/playwright-core").exists(),
-            "run `npm ci --prefix tests/console` (scripts/setup.sh does)"
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("console.mjs"))
-            .env("CONSOLE_URL", url)
-            .env("AGENT_TOKEN", token)
-            .env("SESSION_ID", session.to_string())
-            .env("SHOTS_DIR", shots)
-            .env("BLOCK_UDP", if block_udp { "1" } else { "0" })
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node is installed");
-        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let stdin = child.stdin.take().expect("piped");
-        Driver {
-            child,
-            lines,
-            stdin,
-        }
-    }
-
-    /// The next step named `name`, echoing browser console output on the way.
-    async fn step(&mut self, name: &str) -> Value {
-        loop {
-            let line = tokio::time::timeout(STEP_TIMEOUT, self.lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("no {name:?} step within {STEP_TIMEOUT:?}"))
-                .expect("driver output")
-                .unwrap_or_else(|| panic!("driver ended before {name:?}"));
-            let Ok(step) = serde_json::from_str::<Value>(&line) else {
-                eprintln!("driver: {line}");
-                continue;
-            };
-            match step["step"].as_str() {
-                Some(s) if s == name => return step,
-                Some("error") => panic!("console driver failed: {}", step["message"]),
-                _ => eprintln!("driver: {line}"),
-            }
-        }
-    }
-
-    async fn command(&mut self, cmd: Value) {
-        let mut line = cmd.to_string();
-        line.push('\n');
-        self.stdin
-            .write_all(line.as_bytes())
-            .await
-            .expect("driver stdin");
-    }
-}
 
 fn point(v: &Value) -> [f64; 2] {
     [
@@ -169,7 +92,10 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
         &agent_token,
         session.0,
         &shots,
-        transport == "WebSocket",
+        Run {
+            block_udp: transport == "WebSocket",
+            bench_seconds: None,
+        },
     );
 
     let video = driver.step("video").await;

@@ -301,12 +301,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         database = %farsight_server::redact(&config.database_url),
         "farsight serving"
     );
-    println!("QUIC   {} (ALPN farsight/1)", running.quic_addr);
-    println!("HTTP   http://{}", running.http_addr);
-    println!("certificate SHA-256 {}", running.fingerprint);
-    println!(
-        "console http://{}/ (WebTransport on UDP {})",
-        running.http_addr, running.webtransport_addr
+    // Written, not printed: a closed stdout must not take the server down.
+    let _ = writeln!(
+        std::io::stdout(),
+        "QUIC   {} (ALPN farsight/1)\nHTTP   http://{}\ncertificate SHA-256 {}\nconsole http://{}/ (WebTransport on UDP {})",
+        running.quic_addr,
+        running.http_addr,
+        running.fingerprint,
+        running.http_addr,
+        running.webtransport_addr
     );
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");

@@ -2,6 +2,8 @@
 // watch, draw an arrow, wait for its 3D anchor. Speaks JSON lines: one object per step on
 // stdout, commands from the test on stdin. Any failure prints {"step":"error"} and exits 1.
 //
+// With BENCH_SECONDS set it only joins and reports capture → painted delays ({"step":"delays"}).
+//
 // Environment: CONSOLE_URL, AGENT_TOKEN, SESSION_ID, SHOTS_DIR; BLOCK_UDP=1 sends the page's
 // WebTransport to a UDP port that drops every datagram, as a firewall would, so the console
 // must fall back to WebSocket.
@@ -57,6 +59,20 @@ async function nextCommand(cmd) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// The benchmark: capture → painted delays over a window, after the picture has settled.
+async function benchmark(page, seconds) {
+  await sleep(1000);
+  await page.evaluate(() => {
+    window.farsightConsole.paintDelays.length = 0;
+  });
+  emit({ step: 'measuring' });
+  await sleep(seconds * 1000);
+  const samples = await page.evaluate(() => window.farsightConsole.paintDelays.slice());
+  const transport = await page.textContent('[data-stat="transport"]');
+  const dropped = await page.textContent('[data-stat="dropped"]');
+  emit({ step: 'delays', transport, dropped, samples });
+}
+
 // Points the page's WebTransport at a socket that reads nothing and answers nothing.
 async function blockUdp(page) {
   const sink = dgram.createSocket('udp4');
@@ -93,6 +109,8 @@ async function main(browser) {
   await join.waitFor({ state: 'visible' });
   await join.click();
   await page.waitForFunction(() => Number(document.querySelector('#video')?.dataset.framesDrawn ?? 0) >= 10);
+
+  if (process.env.BENCH_SECONDS) return benchmark(page, Number(process.env.BENCH_SECONDS));
 
   const video = page.locator('#video');
   await video.screenshot({ path: path.join(shots, 'video-1.png') });
