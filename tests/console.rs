@@ -100,6 +100,12 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
 
     let video = driver.step("video").await;
     assert_eq!(video["transport"], transport, "{video}");
+    // The other agent in the session is listed, as is the wearable.
+    let participants = video["participants"].as_str().unwrap_or_default();
+    assert!(
+        participants.contains("observer") && participants.contains("glasses"),
+        "{video}"
+    );
     assert!(video["frames"].as_u64().unwrap_or(0) >= 10, "{video}");
     assert!(
         video["differing_bytes"].as_u64().unwrap_or(0) > 0,

@@ -132,7 +132,8 @@ async function main(browser) {
     return { frames: Number(c.dataset.framesDrawn), differing: count };
   });
   const transport = await page.textContent('[data-stat="transport"]');
-  emit({ step: 'video', frames, differing_bytes: differing, transport });
+  const participants = (await page.textContent('#participants')).replace(/\s+/g, ' ').trim();
+  emit({ step: 'video', frames, differing_bytes: differing, transport, participants });
   emit({ step: 'stats', text: (await page.textContent('#stats')).replace(/\s+/g, ' ').trim() });
 
   // 2. Draw an arrow from 30 %/40 % to 60 %/55 % of the overlay.
