@@ -12,19 +12,6 @@ farsight="$CARGO_TARGET_DIR/release/farsight"
 data="${FARSIGHT_DATA_DIR:-farsight-data}"
 export FARSIGHT_DATA_DIR="$data"
 
-# Demo tokens, made once and kept beside the database (mode 600).
-tokens="$data/demo-tokens"
-if [ ! -s "$tokens" ]; then
-  mkdir -p "$data"
-  umask 077
-  {
-    echo "WEARABLE=$("$farsight" token create --role wearable --name demo-glasses 2>/dev/null)"
-    echo "AGENT=$("$farsight" token create --role agent --name demo-agent 2>/dev/null)"
-  } > "$tokens"
-fi
-# shellcheck disable=SC1090
-source "$tokens"
-
 # Outreach: a synthetic usage history and a fitted model, made once.
 if [ ! -d "$data/simulated" ]; then
   "$farsight" simulate --users 1000 --days 84 --seed 7 --out "$data/simulated"
@@ -32,6 +19,22 @@ if [ ! -d "$data/simulated" ]; then
   "$farsight" events import "$data/simulated/events.ndjson"
   "$farsight" model train
 fi
+# Demo tokens, made once and kept beside the database (mode 600).
+tokens="$data/demo-tokens"
+if [ ! -s "$tokens" ]; then
+  mkdir -p "$data"
+  umask 077
+  {
+    # The glasses belong to a platinum user of the simulated history: the agents' queue
+    # shows their tier and most likely need.
+    user=$(grep -m1 '"tier":"platinum"' "$data/simulated/users.ndjson" | sed 's/.*"user":"\([^"]*\)".*/\1/')
+    echo "WEARABLE=$("$farsight" token create --role wearable --name demo-glasses --user "$user" 2>/dev/null)"
+    echo "AGENT=$("$farsight" token create --role agent --name demo-agent 2>/dev/null)"
+  } > "$tokens"
+fi
+# shellcheck disable=SC1090
+source "$tokens"
+
 echo "highest predicted support needs:"
 "$farsight" predictions --top 5
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use farsight_protocol::Role;
 use farsight_server::ServeConfig;
-use farsight_server::outreach::event::{Event, EventKind};
+use farsight_server::outreach::event::{Event, EventKind, Tier};
 use farsight_server::outreach::features::{Signal, TopicState};
 use farsight_server::outreach::service::{current_predictions, train_from_store};
 use farsight_server::outreach::simulate::{SimulateOptions, simulate};
@@ -343,6 +343,59 @@ async fn model_trained_on_simulated_history_beats_the_frequency_baseline() {
     );
     let same = current_predictions(store, 25, None).await.expect("scores");
     assert_eq!(same[0].user, listed[0]["user"].as_str().expect("user"));
+
+    // Assist requests from wearables of known users are queued platinum first, each with
+    // its user's tier and most likely need as the skill.
+    let tier_of = |t: Tier| {
+        users
+            .iter()
+            .find(|u| u.tier == t)
+            .expect("the simulator has every tier")
+            .user
+            .clone()
+    };
+    let (free, platinum) = (tier_of(Tier::Free), tier_of(Tier::Platinum));
+    let mut wearables = Vec::new();
+    for user in [&free, &platinum] {
+        let (record, secret) = store
+            .create_token(Role::Wearable, &format!("glasses of {user}"))
+            .await
+            .expect("token");
+        store
+            .set_token_subject(record.id, user)
+            .await
+            .expect("subject");
+        let options = server.options(Role::Wearable, &secret);
+        wearables.push(farsight_client::connect(&options).await.expect("connects"));
+    }
+    let queue: Vec<Value> = reqwest::Client::new()
+        .get(server.http("/v1/sessions"))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    let same_all = current_predictions(store, usize::MAX, None)
+        .await
+        .expect("scores");
+    let row = |i: usize| (queue[i]["tier"].clone(), queue[i]["skill"].clone());
+    assert_eq!(queue.len(), 2, "{queue:?}");
+    assert_eq!(
+        queue[0]["name"],
+        format!("glasses of {platinum}"),
+        "platinum first, though newer"
+    );
+    assert_eq!(row(0).0, "platinum");
+    assert_eq!(row(1).0, "free");
+    for (i, user) in [(0, &platinum), (1, &free)] {
+        let expected = same_all
+            .iter()
+            .find(|p| &p.user == user)
+            .map(|p| p.topic.clone());
+        assert_eq!(row(i).1.as_str().map(String::from), expected, "{user}");
+    }
 }
 
 fn sdk(id: &str, ts: i64, version: &str) -> Event {

@@ -232,9 +232,15 @@ async function refreshQueue() {
   renderQueue(sessions);
 }
 
-// Oldest first among live ones: whoever has waited longest is helped first.
+const TIER_RANK = { platinum: 4, gold: 3, standard: 2, free: 1 };
+
+// Live ones first, then the highest plan tier, then whoever has waited longest (the server
+// sends this order too; sorting here keeps the list stable between refreshes).
 function sortQueue(sessions) {
-  return [...sessions].sort((a, b) => Number(b.live) - Number(a.live) || a.created_at - b.created_at);
+  const rank = (s) => TIER_RANK[s.tier] ?? 0;
+  return [...sessions].sort(
+    (a, b) => Number(b.live) - Number(a.live) || rank(b) - rank(a) || a.created_at - b.created_at,
+  );
 }
 
 function waited(createdAtMicros) {
@@ -254,7 +260,8 @@ function renderQueue(sessions) {
     if (!li) {
       li = document.createElement('li');
       li.dataset.session = key;
-      li.innerHTML = '<span class="name"></span><span class="meta waiting"></span><span class="meta watchers"></span>';
+      li.innerHTML =
+        '<span class="name"></span><span class="meta routing"></span><span class="meta waiting"></span><span class="meta watchers"></span>';
       const button = document.createElement('button');
       button.type = 'button';
       button.className = 'join primary';
@@ -265,6 +272,10 @@ function renderQueue(sessions) {
     items.delete(key);
     li.querySelector('.name').textContent = s.name || `Session ${s.id}`;
     li.querySelector('.waiting').textContent = `${s.live ? 'live' : 'offline'} · waiting ${waited(s.created_at)}`;
+    const routing = [s.tier, s.skill && `needs ${s.skill}`].filter(Boolean).join(' · ');
+    li.querySelector('.routing').textContent = routing;
+    li.querySelector('.routing').hidden = !routing;
+    li.dataset.tier = s.tier ?? '';
     li.querySelector('.watchers').textContent = s.watchers?.length ? `watching: ${s.watchers.join(', ')}` : 'nobody watching';
     const current = s.id === state.session;
     li.classList.toggle('current', current);

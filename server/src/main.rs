@@ -135,6 +135,10 @@ enum TokenCommand {
         role: TokenRole,
         #[arg(long)]
         name: String,
+        /// For a wearable: the platform user (as in `users import`) it belongs to, whose
+        /// plan tier and likely need route their assist requests in the agents' queue.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
@@ -320,8 +324,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 async fn token(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(storage).await?;
     match cmd {
-        TokenCommand::Create { role, name } => {
+        TokenCommand::Create { role, name, user } => {
             let (record, secret) = store.create_token(role, &name).await?;
+            if let Some(user) = &user {
+                store.set_token_subject(record.id, user).await?;
+            }
             eprintln!(
                 "created {} token {} ({}); it is shown only now:",
                 role.as_str(),

@@ -15,6 +15,7 @@ use farsight_protocol::SessionId;
 use serde::Serialize;
 
 use crate::Shared;
+use crate::outreach::event::Tier;
 use crate::store::{StoreError, TokenRecord, TokenRole};
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -116,11 +117,31 @@ struct SessionView {
     live: bool,
     watchers: Vec<String>,
     last_group: i64,
+    /// The plan tier of the user behind the wearable, when its token names one.
+    tier: Option<Tier>,
+    /// The topic that user most likely needs help with (their highest prediction).
+    skill: Option<String>,
 }
 
-fn session_view(shared: &Shared, s: crate::store::SessionRecord) -> SessionView {
+async fn session_view(
+    shared: &Shared,
+    s: crate::store::SessionRecord,
+) -> Result<SessionView, ApiError> {
     let hub = shared.relay.get(SessionId(s.id as u64));
-    SessionView {
+    let (tier, skill) = match shared.store.token_subject(s.owner_token).await? {
+        Some(user) => {
+            // The queue still works without a prediction; the skill is then unknown.
+            let need = crate::outreach::service::top_need(&shared.store, &user)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "no prediction for the queue");
+                    None
+                });
+            (shared.store.user_tier(&user).await?, need.map(|p| p.topic))
+        }
+        None => (None, None),
+    };
+    Ok(SessionView {
         live: hub.as_ref().is_some_and(|h| h.publisher_id().is_some()),
         watchers: hub
             .map(|h| h.watchers().into_iter().map(|p| p.name).collect())
@@ -129,9 +150,13 @@ fn session_view(shared: &Shared, s: crate::store::SessionRecord) -> SessionView 
         name: s.name,
         created_at: s.created_at,
         last_group: s.last_group,
-    }
+        tier,
+        skill,
+    })
 }
 
+/// Open sessions as a queue: live ones first, then the highest plan tier, then the longest
+/// waiting.
 async fn list_sessions(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -139,8 +164,9 @@ async fn list_sessions(
     authorize(&shared, &headers, STAFF).await?;
     let mut out = Vec::new();
     for s in shared.store.open_sessions().await? {
-        out.push(session_view(&shared, s));
+        out.push(session_view(&shared, s).await?);
     }
+    out.sort_by_key(|s| (!s.live, std::cmp::Reverse(s.tier), s.created_at));
     Ok(Json(out))
 }
 
@@ -155,5 +181,5 @@ async fn get_session(
         .session(SessionId(id))
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(session_view(&shared, s)))
+    Ok(Json(session_view(&shared, s).await?))
 }

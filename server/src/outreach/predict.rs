@@ -47,10 +47,10 @@ pub fn context(row: &TopicRow, newest: Option<SdkVersion>) -> UserContext {
 pub fn top_predictions(
     model: &Model,
     rows: &[TopicRow],
+    newest: Option<SdkVersion>,
     at_ms: i64,
     top: usize,
 ) -> Vec<Prediction> {
-    let newest = newest_sdk(rows);
     let mut scored: Vec<(f64, usize)> = rows
         .iter()
         .enumerate()

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::features::FEATURE_NAMES;
 use super::model::Model;
-use super::predict::{Prediction, top_predictions};
+use super::predict::{Prediction, newest_sdk, top_predictions};
 use super::train::{TrainConfig, TrainError, TrainReport, build_dataset, train};
 use crate::store::{Store, StoreError};
 
@@ -138,13 +138,35 @@ pub async fn current_predictions(
     top: usize,
     at: Option<i64>,
 ) -> Result<Vec<Prediction>, OutreachError> {
+    let model = active_model(store).await?;
+    let rows = store.topic_rows().await?;
+    let at = match at {
+        Some(at) => at,
+        None => store.newest_event_ms().await?.unwrap_or(0),
+    };
+    Ok(top_predictions(&model, &rows, newest_sdk(&rows), at, top))
+}
+
+/// One user's highest need now (as [`current_predictions`] sees it): what an assist request
+/// from them is most likely about. `None` without an active model or any history.
+pub async fn top_need(store: &Store, user: &str) -> Result<Option<Prediction>, OutreachError> {
+    let model = match active_model(store).await {
+        Ok(model) => model,
+        Err(OutreachError::NoModel | OutreachError::Stale(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let rows = store.user_topic_rows(user).await?;
+    let at = store.newest_event_ms().await?.unwrap_or(0);
+    let newest = store.newest_sdk_version().await?;
+    Ok(top_predictions(&model, &rows, newest, at, 1).pop())
+}
+
+async fn active_model(store: &Store) -> Result<Model, OutreachError> {
     let stored = store.active_model().await?.ok_or(OutreachError::NoModel)?;
     let model: Model = serde_json::from_str(&stored.model)
         .map_err(|e| StoreError::Corrupt(format!("model {}: {e}", stored.id)))?;
     model
         .check_features(&FEATURE_NAMES)
         .map_err(|_| OutreachError::Stale(stored.id))?;
-    let rows = store.topic_rows().await?;
-    let at = at.unwrap_or_else(|| rows.iter().map(|r| r.state.reference_ms).max().unwrap_or(0));
-    Ok(top_predictions(&model, &rows, at, top))
+    Ok(model)
 }

@@ -328,13 +328,29 @@ impl Store {
 
     /// Every stored (user, topic) state with the user's tier and SDK version.
     pub async fn topic_rows(&self) -> Result<Vec<TopicRow>, StoreError> {
-        let rows = sqlx::query(
+        self.topic_rows_where("1 = 1", None).await
+    }
+
+    /// One user's rows, for their needs alone.
+    pub async fn user_topic_rows(&self, user: &str) -> Result<Vec<TopicRow>, StoreError> {
+        self.topic_rows_where("f.user_id = $1", Some(user)).await
+    }
+
+    async fn topic_rows_where(
+        &self,
+        filter: &str,
+        user: Option<&str>,
+    ) -> Result<Vec<TopicRow>, StoreError> {
+        let sql = format!(
             "SELECT f.user_id, f.topic, f.state, COALESCE(u.tier, 'free') AS tier, \
              u.sdk_version, COALESCE(u.sdk_upgraded_at, 0) AS sdk_upgraded_at \
-             FROM topic_features f LEFT JOIN users u ON u.id = f.user_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             FROM topic_features f LEFT JOIN users u ON u.id = f.user_id WHERE {filter}"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(user) = user {
+            query = query.bind(user);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let state: String = row.try_get("state")?;
@@ -349,6 +365,21 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The newest SDK version any user reported (the yardstick for "behind"), without
+    /// loading every user's features.
+    pub async fn newest_sdk_version(&self) -> Result<Option<SdkVersion>, StoreError> {
+        let rows =
+            sqlx::query("SELECT DISTINCT sdk_version FROM users WHERE sdk_version IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut newest = None;
+        for row in &rows {
+            let text: String = row.try_get("sdk_version")?;
+            newest = newest.max(SdkVersion::parse(&text));
+        }
+        Ok(newest)
     }
 
     /// All stored events in time order (model training replays them).
@@ -443,5 +474,25 @@ impl Store {
                 Ok((row.try_get("id")?, Tier::parse(&tier).unwrap_or_default()))
             })
             .collect()
+    }
+
+    /// The time of the newest event stored: "now" for predictions on recorded history.
+    pub async fn newest_event_ms(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(ts) AS ts FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("ts")?)
+    }
+
+    /// One user's plan tier; `None` for a user never imported.
+    pub async fn user_tier(&self, user: &str) -> Result<Option<Tier>, StoreError> {
+        let row = sqlx::query("SELECT tier FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Tier::parse(&row.try_get::<String, _>("tier")?)),
+            None => Ok(None),
+        }
     }
 }

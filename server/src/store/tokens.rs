@@ -128,6 +128,29 @@ impl Store {
         Ok((rec, secret))
     }
 
+    /// Names the platform user (outreach `users.id`) a wearable token acts for, so that
+    /// user's assist requests are routed by their plan tier and likely need.
+    pub async fn set_token_subject(&self, id: i64, user: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET subject = $1 WHERE id = $2")
+            .bind(user)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The platform user a token acts for, if one was named.
+    pub async fn token_subject(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT subject FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("subject")?,
+            None => None,
+        })
+    }
+
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY created_at",
