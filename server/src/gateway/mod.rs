@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use farsight_client::{ClientError, ConnectOptions, Connection, Received, Trust, connect};
-use farsight_protocol::{ControlMessage, DecodeError, ErrorCode, PROTOCOL_VERSION, SessionId};
+use farsight_protocol::{ControlMessage, ErrorCode, PROTOCOL_VERSION, SessionId};
+
+pub use crate::quic::control::Fatal;
 
 /// How long a browser has to send `Hello`.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,48 +54,17 @@ impl Gateway {
     }
 }
 
-/// Why the gateway ends a browser's connection, sent to it as an `Error`.
-#[derive(Debug)]
-pub struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl Refusal {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn to_error(&self) -> ControlMessage {
-        ControlMessage::Error {
-            code: self.code,
-            message: self.message.clone(),
-        }
-    }
-}
-
-impl From<ClientError> for Refusal {
+/// A relay that refused the browser refuses it with the same code; any other trouble
+/// reaching the relay is internal.
+impl From<ClientError> for Fatal {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Refused { code, message } => Refusal::new(code, message),
+            ClientError::Refused { code, message } => Fatal::new(code, message),
             other => {
                 tracing::warn!(error = %other, "browser gateway lost the relay");
-                Refusal::new(ErrorCode::Internal, "relay unavailable")
+                Fatal::new(ErrorCode::Internal, "relay unavailable")
             }
         }
-    }
-}
-
-impl From<DecodeError> for Refusal {
-    fn from(e: DecodeError) -> Self {
-        let code = match e {
-            DecodeError::TooLong { .. } => ErrorCode::TooLarge,
-            _ => ErrorCode::Malformed,
-        };
-        Refusal::new(code, e.to_string())
     }
 }
 
@@ -101,7 +72,7 @@ impl From<DecodeError> for Refusal {
 pub async fn open_relay(
     gateway: &Gateway,
     hello: Option<ControlMessage>,
-) -> Result<Connection, Refusal> {
+) -> Result<Connection, Fatal> {
     let Some(ControlMessage::Hello {
         version,
         role,
@@ -109,19 +80,19 @@ pub async fn open_relay(
         ..
     }) = hello
     else {
-        return Err(Refusal::new(
+        return Err(Fatal::new(
             ErrorCode::UnexpectedMessage,
             "the first message must be Hello",
         ));
     };
     if version != PROTOCOL_VERSION {
-        return Err(Refusal::new(
+        return Err(Fatal::new(
             ErrorCode::UnsupportedVersion,
             format!("protocol version {version}; this server speaks {PROTOCOL_VERSION}"),
         ));
     }
     if !role.watches() {
-        return Err(Refusal::new(
+        return Err(Fatal::new(
             ErrorCode::WrongRole,
             "the console is for agents and supervisors; wearables connect over QUIC",
         ));

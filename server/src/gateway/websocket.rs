@@ -15,7 +15,7 @@ use farsight_protocol::ControlMessage;
 use farsight_protocol::ErrorCode;
 use farsight_protocol::control::ControlDecoder;
 
-use super::{HELLO_TIMEOUT, Refusal, is_stale};
+use super::{Fatal, HELLO_TIMEOUT, is_stale};
 use crate::Shared;
 
 /// Messages up to this size get a typed `Error` when they are not one valid control frame
@@ -27,9 +27,9 @@ pub async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) ->
         .max_frame_size(MAX_WEBSOCKET_MESSAGE)
         .on_upgrade(move |socket| async move {
             let mut socket = socket;
-            if let Err(refusal) = serve(&shared, &mut socket).await {
-                tracing::debug!(code = ?refusal.code, message = %refusal.message, "console refused");
-                let error = refusal.to_error().to_bytes();
+            if let Err(fatal) = serve(&shared, &mut socket).await {
+                tracing::debug!(code = ?fatal.code, message = %fatal.message, "console refused");
+                let error = fatal.to_message().to_bytes();
                 let _ = socket.send(Message::Binary(error.into())).await;
             }
             let _ = socket.send(Message::Close(None)).await;
@@ -38,12 +38,12 @@ pub async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) ->
 
 /// Decodes a browser message: exactly one whole control frame. `None` for an unknown type,
 /// which the protocol says to skip.
-fn decode_one(data: &[u8]) -> Result<Option<ControlMessage>, Refusal> {
+fn decode_one(data: &[u8]) -> Result<Option<ControlMessage>, Fatal> {
     let mut decoder = ControlDecoder::new();
     decoder.push(data);
     let msg = decoder.poll()?;
     if decoder.buffered() > 0 {
-        return Err(Refusal::new(
+        return Err(Fatal::new(
             ErrorCode::Malformed,
             "each WebSocket message must hold exactly one control frame",
         ));
@@ -59,7 +59,7 @@ enum Incoming {
     Closed,
 }
 
-async fn next_frame(socket: &mut WebSocket) -> Result<Incoming, Refusal> {
+async fn next_frame(socket: &mut WebSocket) -> Result<Incoming, Fatal> {
     loop {
         match socket.recv().await {
             None | Some(Ok(Message::Close(_))) => return Ok(Incoming::Closed),
@@ -72,7 +72,7 @@ async fn next_frame(socket: &mut WebSocket) -> Result<Incoming, Refusal> {
                 return Ok(decode_one(&data)?.map_or(Incoming::Skipped, Incoming::Message));
             }
             Some(Ok(Message::Text(_))) => {
-                return Err(Refusal::new(
+                return Err(Fatal::new(
                     ErrorCode::Malformed,
                     "binary messages only: one control frame each",
                 ));
@@ -83,10 +83,10 @@ async fn next_frame(socket: &mut WebSocket) -> Result<Incoming, Refusal> {
 }
 
 /// Connects the browser's `Hello` to the relay, then shuttles messages both ways.
-async fn serve(shared: &Shared, socket: &mut WebSocket) -> Result<(), Refusal> {
+async fn serve(shared: &Shared, socket: &mut WebSocket) -> Result<(), Fatal> {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_frame(socket)).await {
-        Err(_) => return Err(Refusal::new(ErrorCode::Malformed, "no Hello within 10 s")),
-        Ok(Err(refusal)) => return Err(refusal),
+        Err(_) => return Err(Fatal::new(ErrorCode::Malformed, "no Hello within 10 s")),
+        Ok(Err(fatal)) => return Err(fatal),
         Ok(Ok(Incoming::Closed)) => return Ok(()),
         Ok(Ok(Incoming::Skipped)) => None,
         Ok(Ok(Incoming::Message(m))) => Some(m),
@@ -98,14 +98,14 @@ async fn serve(shared: &Shared, socket: &mut WebSocket) -> Result<(), Refusal> {
     result
 }
 
-async fn send(socket: &mut WebSocket, data: Bytes) -> Result<(), Refusal> {
+async fn send(socket: &mut WebSocket, data: Bytes) -> Result<(), Fatal> {
     socket
         .send(Message::Binary(data))
         .await
-        .map_err(|_| Refusal::new(ErrorCode::Internal, "closed"))
+        .map_err(|_| Fatal::new(ErrorCode::Internal, "closed"))
 }
 
-async fn shuttle(socket: &mut WebSocket, conn: &mut Connection) -> Result<(), Refusal> {
+async fn shuttle(socket: &mut WebSocket, conn: &mut Connection) -> Result<(), Fatal> {
     let mut watcher = conn.watcher();
     // After a stale frame, nothing of its group goes out: the next key frame restarts.
     let mut skipping = false;
@@ -113,7 +113,7 @@ async fn shuttle(socket: &mut WebSocket, conn: &mut Connection) -> Result<(), Re
         tokio::select! {
             from_browser = next_frame(socket) => match from_browser {
                 Ok(Incoming::Message(ControlMessage::Hello { .. })) => {
-                    return Err(Refusal::new(ErrorCode::UnexpectedMessage, "Hello was already sent"));
+                    return Err(Fatal::new(ErrorCode::UnexpectedMessage, "Hello was already sent"));
                 }
                 Ok(Incoming::Message(msg)) => conn.send(&msg).await?,
                 Ok(Incoming::Skipped) => {}
@@ -123,7 +123,7 @@ async fn shuttle(socket: &mut WebSocket, conn: &mut Connection) -> Result<(), Re
             from_relay = conn.recv() => match from_relay {
                 Some(Ok(msg)) => send(socket, msg.to_bytes().into()).await?,
                 Some(Err(e)) => return Err(e.into()),
-                None => return Err(Refusal::new(ErrorCode::Internal, "relay closed the connection")),
+                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
             },
             media = watcher.next() => match media {
                 Some(WatchEvent::Object(r)) => {
@@ -138,7 +138,7 @@ async fn shuttle(socket: &mut WebSocket, conn: &mut Connection) -> Result<(), Re
                     }
                 }
                 Some(WatchEvent::End(_)) => {}
-                None => return Err(Refusal::new(ErrorCode::Internal, "relay closed the connection")),
+                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
             },
         }
     }

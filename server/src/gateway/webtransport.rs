@@ -9,18 +9,16 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use farsight_client::{Connection, GROUP_DROPPED, GroupEnd, Received, WatchEvent};
-use farsight_protocol::control::ControlDecoder;
 use farsight_protocol::{ControlMessage, ErrorCode, GroupSeq};
 use tokio::sync::mpsc;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::{Endpoint, Identity, ServerConfig, VarInt};
 
-use super::{HELLO_TIMEOUT, Refusal, is_stale};
+use super::{Fatal, HELLO_TIMEOUT, is_stale};
 use crate::Shared;
 use crate::cert;
+use crate::quic::control::ControlReader;
 
-/// Largest read from the control stream at once.
-const READ_CHUNK: usize = 16 * 1024;
 /// Frames queued for one group's stream before the group is given up (a second at 30 fps).
 const GROUP_QUEUE: usize = 32;
 
@@ -99,42 +97,16 @@ async fn accept(incoming: wtransport::endpoint::IncomingSession, shared: Arc<Sha
     }
 }
 
-/// The browser's control stream, decoded.
-struct ControlStream {
-    recv: wtransport::RecvStream,
-    decoder: ControlDecoder,
-    buf: Vec<u8>,
-}
-
-impl ControlStream {
-    /// The next message; `None` when the browser closed the stream.
-    async fn next(&mut self) -> Result<Option<ControlMessage>, Refusal> {
-        loop {
-            if let Some(msg) = self.decoder.poll()? {
-                return Ok(Some(msg));
-            }
-            match self.recv.read(&mut self.buf).await {
-                Ok(Some(n)) => self.decoder.push(&self.buf[..n]),
-                Ok(None) | Err(_) => return Ok(None),
-            }
-        }
-    }
-}
-
 async fn serve(shared: &Shared, session: wtransport::Connection) {
     let (mut send, recv) = match tokio::time::timeout(HELLO_TIMEOUT, session.accept_bi()).await {
         Ok(Ok(streams)) => streams,
         _ => return,
     };
-    let mut control = ControlStream {
-        recv,
-        decoder: ControlDecoder::new(),
-        buf: vec![0; READ_CHUNK],
-    };
+    let mut control = ControlReader::new(recv);
     let result = async {
         let hello = tokio::time::timeout(HELLO_TIMEOUT, control.next())
             .await
-            .map_err(|_| Refusal::new(ErrorCode::Malformed, "no Hello within 10 s"))??;
+            .map_err(|_| Fatal::new(ErrorCode::Malformed, "no Hello within 10 s"))??;
         let mut conn = super::open_relay(&shared.gateway, hello).await?;
         write(&mut send, &super::welcome(&conn)).await?;
         let result = shuttle(&session, &mut control, &mut send, &mut conn).await;
@@ -142,33 +114,33 @@ async fn serve(shared: &Shared, session: wtransport::Connection) {
         result
     }
     .await;
-    if let Err(refusal) = result {
-        tracing::debug!(code = ?refusal.code, message = %refusal.message, "console refused");
-        let _ = write(&mut send, &refusal.to_error()).await;
+    if let Err(fatal) = result {
+        tracing::debug!(code = ?fatal.code, message = %fatal.message, "console refused");
+        let _ = write(&mut send, &fatal.to_message()).await;
         let _ = send.finish().await;
     }
     session.close(VarInt::from_u32(0), b"");
 }
 
-async fn write(send: &mut wtransport::SendStream, msg: &ControlMessage) -> Result<(), Refusal> {
+async fn write(send: &mut wtransport::SendStream, msg: &ControlMessage) -> Result<(), Fatal> {
     send.write_all(&msg.to_bytes())
         .await
-        .map_err(|_| Refusal::new(ErrorCode::Internal, "control stream closed"))
+        .map_err(|_| Fatal::new(ErrorCode::Internal, "control stream closed"))
 }
 
 async fn shuttle(
     session: &wtransport::Connection,
-    control: &mut ControlStream,
+    control: &mut ControlReader<wtransport::RecvStream>,
     send: &mut wtransport::SendStream,
     conn: &mut Connection,
-) -> Result<(), Refusal> {
+) -> Result<(), Fatal> {
     let mut watcher = conn.watcher();
     let mut groups: HashMap<GroupSeq, mpsc::Sender<Received>> = HashMap::new();
     loop {
         tokio::select! {
             from_browser = control.next() => match from_browser? {
                 Some(ControlMessage::Hello { .. }) => {
-                    return Err(Refusal::new(ErrorCode::UnexpectedMessage, "Hello was already sent"));
+                    return Err(Fatal::new(ErrorCode::UnexpectedMessage, "Hello was already sent"));
                 }
                 Some(msg) => conn.send(&msg).await?,
                 None => return Ok(()),
@@ -176,7 +148,7 @@ async fn shuttle(
             from_relay = conn.recv() => match from_relay {
                 Some(Ok(msg)) => write(send, &msg).await?,
                 Some(Err(e)) => return Err(e.into()),
-                None => return Err(Refusal::new(ErrorCode::Internal, "relay closed the connection")),
+                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
             },
             media = watcher.next() => match media {
                 Some(WatchEvent::Object(r)) => {
@@ -194,7 +166,7 @@ async fn shuttle(
                         groups.remove(&header.group);
                     }
                 }
-                None => return Err(Refusal::new(ErrorCode::Internal, "relay closed the connection")),
+                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
             },
         }
     }

@@ -1,12 +1,14 @@
-//! Reading and writing one connection's control stream.
+//! Reading and writing one connection's control stream (the browser gateways read theirs
+//! with the same [`ControlReader`]).
 
 use farsight_protocol::control::ControlDecoder;
 use farsight_protocol::{ControlMessage, DecodeError, ErrorCode};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
 
 const READ_CHUNK: usize = 16 * 1024;
 
-/// An error that ends the connection, sent to the peer first.
+/// An error that ends the connection (or a browser's session), sent to the peer first.
 #[derive(Debug, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct Fatal {
@@ -23,6 +25,16 @@ impl Fatal {
     }
 }
 
+impl Fatal {
+    /// The `Error` message that tells the peer.
+    pub fn to_message(&self) -> ControlMessage {
+        ControlMessage::Error {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+}
+
 impl From<DecodeError> for Fatal {
     fn from(e: DecodeError) -> Self {
         let code = match e {
@@ -33,15 +45,16 @@ impl From<DecodeError> for Fatal {
     }
 }
 
+/// Control messages from any byte stream: a QUIC stream, a WebTransport stream.
 #[derive(Debug)]
-pub struct ControlReader {
-    recv: quinn::RecvStream,
+pub struct ControlReader<R = quinn::RecvStream> {
+    recv: R,
     decoder: ControlDecoder,
     buf: Vec<u8>,
 }
 
-impl ControlReader {
-    pub fn new(recv: quinn::RecvStream) -> Self {
+impl<R: AsyncRead + Unpin> ControlReader<R> {
+    pub fn new(recv: R) -> Self {
         Self {
             recv,
             decoder: ControlDecoder::new(),
@@ -56,8 +69,8 @@ impl ControlReader {
                 return Ok(Some(msg));
             }
             match self.recv.read(&mut self.buf).await {
-                Ok(Some(n)) => self.decoder.push(&self.buf[..n]),
-                Ok(None) | Err(_) => return Ok(None),
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(n) => self.decoder.push(&self.buf[..n]),
             }
         }
     }
@@ -99,11 +112,7 @@ pub async fn write_control(
 
 /// Writes the error last, lets the peer acknowledge it, then closes with its code.
 async fn close_with(conn: quinn::Connection, mut send: quinn::SendStream, f: Fatal) {
-    let msg = ControlMessage::Error {
-        code: f.code,
-        message: f.message.clone(),
-    };
-    if send.write_all(&msg.to_bytes()).await.is_ok() && send.finish().is_ok() {
+    if send.write_all(&f.to_message().to_bytes()).await.is_ok() && send.finish().is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.stopped()).await;
     }
     conn.close((f.code as u32).into(), f.message.as_bytes());

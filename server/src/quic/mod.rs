@@ -1,7 +1,7 @@
 //! The QUIC side of the server: the endpoint (TLS 1.3, ALPN `farsight/1`) and one task per
 //! connection that speaks the control stream and moves media through the relay.
 
-mod control;
+pub mod control;
 mod peer;
 
 use std::net::SocketAddr;
