@@ -391,12 +391,29 @@ async fn store_with_a_due_call(path: &std::path::Path) -> farsight_server::store
     store
 }
 
+/// A `farsight serve` process, killed (SIGKILL) when dropped, so a failing test leaves none.
+struct Served(Child);
+
+impl Served {
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `farsight serve` with the SIP dialer on a 1 s tick, logging to `log`.
 fn serve_dialling(
     data: &std::path::Path,
     config: &std::path::Path,
     log: &std::path::Path,
-) -> Child {
+) -> Served {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -420,6 +437,7 @@ fn serve_dialling(
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Served)
         .expect("serve starts")
 }
 
@@ -477,26 +495,24 @@ interval_seconds = 1
     let log = dir.path().join("serve.log");
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
-    let mut server = serve_dialling(dir.path(), &config, &log);
+    let server = serve_dialling(dir.path(), &config, &log);
     wait_for(
         "the customer's phone to ring",
         Duration::from_secs(15),
         || !invite_call_ids(&customer.messages()).is_empty(),
     )
     .await;
-    server.kill().expect("SIGKILL");
-    server.wait().expect("reaped");
+    server.kill();
     let ticks_before = read_log().matches("outreach planned").count();
 
-    let mut restarted = serve_dialling(dir.path(), &config, &log);
+    let restarted = serve_dialling(dir.path(), &config, &log);
     wait_for(
         "three ticks of the restarted scheduler",
         Duration::from_secs(15),
         || read_log().matches("outreach planned").count() >= ticks_before + 3,
     )
     .await;
-    restarted.kill().expect("stopped");
-    restarted.wait().expect("reaped");
+    restarted.kill();
 
     let call = store.calls().await.expect("calls").pop().expect("one call");
     assert_eq!(
