@@ -22,6 +22,35 @@ use serde_json::Value;
 use support::TestServer;
 use tokio::sync::mpsc;
 
+/// The next thing an agent did to the picture, as the wearable received it.
+async fn at_wearable(rx: &mut mpsc::UnboundedReceiver<ControlMessage>) -> ControlMessage {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("reaches the wearable within 10 s")
+        .expect("still publishing")
+}
+
+/// A message in a few words, for comparing sequences.
+fn describe(msg: &ControlMessage) -> String {
+    match msg {
+        ControlMessage::Annotate(a) => {
+            let points = match a.points.len() {
+                n @ 0..=2 => n.to_string(),
+                _ => "many".into(),
+            };
+            format!("Annotate {:?} {points} {}", a.kind, a.text)
+                .trim_end()
+                .to_string()
+        }
+        ControlMessage::Freeze { frame, .. } => format!("Freeze {}", frame.0),
+        other => format!("{other:?}")
+            .split([' ', '{'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 fn point(v: &Value) -> [f64; 2] {
     [
         v[0].as_f64().expect("x is a number"),
@@ -117,10 +146,9 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
     let id = annotate["id"].as_u64().expect("annotation id");
     let drawn_on = annotate["frame"].as_u64().expect("frame");
     let expected = [[0.3, 0.4], [0.6, 0.55]];
-    let mark = tokio::time::timeout(Duration::from_secs(10), marks_at_wearable.recv())
-        .await
-        .expect("the mark reaches the wearable")
-        .expect("publishing");
+    let ControlMessage::Annotate(mark) = at_wearable(&mut marks_at_wearable).await else {
+        panic!("the arrow should reach the wearable first");
+    };
     assert_eq!((mark.id.0, mark.frame.0), (id, drawn_on));
     assert_eq!(mark.points.len(), 2);
     for (got, want) in mark.points.iter().zip(expected) {
@@ -194,6 +222,43 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
         pixels["head_rgba"][3].as_u64().unwrap_or(0) > 0,
         "nothing drawn at the arrow's head: {pixels}"
     );
+
+    // The other tools, each as the wearable sees it.
+    driver.command(serde_json::json!({"cmd": "tools"})).await;
+    driver.step("tools").await;
+    let mut seen = Vec::new();
+    while seen.len() < 7 {
+        seen.push(at_wearable(&mut marks_at_wearable).await);
+    }
+    let kinds: Vec<String> = seen.iter().map(describe).collect();
+    assert_eq!(
+        kinds,
+        [
+            format!("Freeze {shown}"),
+            "Unfreeze".into(),
+            "Annotate Circle 2".into(),
+            "Annotate Ink many".into(),
+            "Annotate Text 1 open here".into(),
+            "Erase".into(),
+            "Clear".into(),
+        ]
+    );
+    let (
+        ControlMessage::Annotate(circle),
+        ControlMessage::Annotate(text),
+        ControlMessage::Erase { id: erased, .. },
+    ) = (&seen[2], &seen[4], &seen[5])
+    else {
+        unreachable!("checked above")
+    };
+    assert_eq!(*erased, text.id, "undo erases the last own mark");
+    for (got, want) in circle.points.iter().zip([[0.5, 0.5], [0.55, 0.5]]) {
+        assert!(
+            (f64::from(got[0]) - want[0]).abs() < 0.01
+                && (f64::from(got[1]) - want[1]).abs() < 0.01,
+            "circle point {got:?}, drawn at {want:?}"
+        );
+    }
 
     driver.command(serde_json::json!({"cmd": "done"})).await;
     let status = tokio::time::timeout(STEP_TIMEOUT, driver.child.wait())

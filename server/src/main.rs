@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
-use farsight_protocol::{Role, SessionId};
+use farsight_protocol::{ControlMessage, Role, SessionId};
 use farsight_server::config::{ServeArgs, ServeConfig, StorageArgs};
 use farsight_server::outreach::import;
 use farsight_server::outreach::report as outreach_report;
@@ -410,19 +410,21 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
             let opts = connect_options(storage, &target, Role::Wearable, resume.unwrap_or(0))?;
             let mut conn = connect(&opts).await?;
             println!("publishing session {}", conn.session);
-            // Agents' marks are shown as they arrive (the probe anchors them too).
-            let (marks, mut arriving) =
-                tokio::sync::mpsc::unbounded_channel::<farsight_protocol::control::Annotate>();
+            // What agents do to the picture is shown as it arrives (the probe anchors marks).
+            let (marks, mut arriving) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(async move {
-                while let Some(m) = arriving.recv().await {
-                    println!(
-                        "mark {} ({:?}, {} points) on frame {} from participant {}",
-                        m.id.0,
-                        m.kind,
-                        m.points.len(),
-                        m.frame.0,
-                        m.author.0
-                    );
+                while let Some(msg) = arriving.recv().await {
+                    match msg {
+                        ControlMessage::Annotate(m) => println!(
+                            "mark {} ({:?}, {} points) on frame {} from participant {}",
+                            m.id.0,
+                            m.kind,
+                            m.points.len(),
+                            m.frame.0,
+                            m.author.0
+                        ),
+                        other => println!("{other:?}"),
+                    }
                 }
             });
             let report = probe::publish(

@@ -175,7 +175,29 @@ async function main(browser) {
   await page.screenshot({ path: path.join(shots, 'anchored.png') });
   emit({ step: 'pixels', head_rgba: anchored.rgba });
 
-  // 4. Stay up until the test is done with the session.
+  // 4. The other tools: unfreeze, circle, ink, a text label, undo (erases the label), clear.
+  await nextCommand('tools');
+  await page.keyboard.press('f');
+  await page.keyboard.press('c');
+  await page.mouse.move(...at(0.5, 0.5));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.55, 0.5), { steps: 4 });
+  await page.mouse.up();
+  await page.keyboard.press('i');
+  await page.mouse.move(...at(0.2, 0.2));
+  await page.mouse.down();
+  for (let i = 1; i <= 12; i++) await page.mouse.move(...at(0.2 + 0.02 * i, 0.2 + 0.01 * (i % 3)));
+  await page.mouse.up();
+  await page.keyboard.press('t');
+  await page.mouse.click(...at(0.2, 0.7));
+  await page.locator('#label-input').waitFor({ state: 'visible' });
+  await page.keyboard.type('open here');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Control+z');
+  await page.keyboard.press('x');
+  emit({ step: 'tools' });
+
+  // 5. Stay up until the test is done with the session.
   await nextCommand('done');
 }
 

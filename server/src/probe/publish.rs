@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use farsight_client::{ClientError, Connection};
-use farsight_protocol::control::Annotate;
 use farsight_protocol::{
     CameraModel, ControlMessage, FrameSeq, Intrinsics, Object, ObjectFlags, Pose, PoseDatagram,
 };
@@ -19,8 +18,9 @@ pub struct PublishOptions {
     pub encoder: EncoderSettings,
     /// Stop after this long; `None` runs until the connection ends.
     pub duration: Option<Duration>,
-    /// Each agent's mark as it arrives, for callers that show or check them.
-    pub marks: Option<tokio::sync::mpsc::UnboundedSender<Annotate>>,
+    /// What agents do to the picture, as it arrives (`Annotate`, `Erase`, `Clear`, `Freeze`,
+    /// `Unfreeze`), for callers that show or check it.
+    pub marks: Option<tokio::sync::mpsc::UnboundedSender<ControlMessage>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -98,17 +98,21 @@ pub async fn publish(
                     encoder.set_bitrate(bits_per_second);
                     tracing::info!(bits_per_second, "bit rate lowered on the relay's hint");
                 }
-                Some(Ok(ControlMessage::Annotate(mark))) => {
-                    report.marks_received += 1;
-                    match cameras.resolve(&mark, &Point3::origin()) {
-                        Some(anchor) => {
-                            conn.send(&anchor).await?;
-                            report.marks_anchored += 1;
+                Some(Ok(msg @ (ControlMessage::Annotate(_) | ControlMessage::Erase { .. }
+                    | ControlMessage::Clear { .. } | ControlMessage::Freeze { .. }
+                    | ControlMessage::Unfreeze { .. }))) => {
+                    if let ControlMessage::Annotate(mark) = &msg {
+                        report.marks_received += 1;
+                        match cameras.resolve(mark, &Point3::origin()) {
+                            Some(anchor) => {
+                                conn.send(&anchor).await?;
+                                report.marks_anchored += 1;
+                            }
+                            None => tracing::warn!(frame = mark.frame.0, "mark on a frame no longer known"),
                         }
-                        None => tracing::warn!(frame = mark.frame.0, "mark on a frame no longer known"),
                     }
                     if let Some(tap) = &options.marks {
-                        let _ = tap.send(mark);
+                        let _ = tap.send(msg);
                     }
                 }
                 Some(Ok(other)) => tracing::info!(message = ?other, "control"),
