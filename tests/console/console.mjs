@@ -48,11 +48,12 @@ lines.on('close', () => {
   waiters.splice(0).forEach((wake) => wake());
 });
 
-async function nextCommand(cmd) {
+/** The first command named in `names` (one name or several). */
+async function nextCommand(...names) {
   for (;;) {
-    const index = commands.findIndex((c) => c.cmd === cmd);
+    const index = commands.findIndex((c) => names.includes(c.cmd));
     if (index >= 0) return commands.splice(index, 1)[0];
-    if (stdinClosed) throw new Error(`stdin closed while waiting for {"cmd":"${cmd}"}`);
+    if (stdinClosed) throw new Error(`stdin closed while waiting for ${names.join(' or ')}`);
     await new Promise((wake) => waiters.push(wake));
   }
 }
@@ -153,30 +154,37 @@ async function main(browser) {
   await page.waitForFunction((markId) => window.farsightConsole.marks.some((m) => m.id === markId), id, {
     timeout: TIMEOUT_MS,
   });
-  // The test says when the head has moved far enough to tell a re-projection from a mark
-  // left where it was drawn.
+  // The test says when to freeze: the displayed frame must show the head moved far enough to
+  // tell a re-projection from a mark left where it was drawn. If the frozen frame is still
+  // too close, the test unfreezes and asks again.
   emit({ step: 'marked', id });
-  await nextCommand('freeze');
-  await page.keyboard.press('f');
-  await sleep(200);
-  const anchored = await page.evaluate((markId) => {
-    const mark = window.farsightConsole.marks.find((m) => m.id === markId);
-    const video = document.querySelector('#video');
-    const overlay = document.querySelector('#marks');
-    const head = mark.points.at(-1);
-    // Image pixels to overlay pixels (the two canvases need not share a resolution).
-    const x = Math.floor((head[0] * overlay.width) / video.width);
-    const y = Math.floor((head[1] * overlay.height) / video.height);
-    const inside = x >= 0 && y >= 0 && x < overlay.width && y < overlay.height;
-    const rgba = inside ? [...overlay.getContext('2d').getImageData(x, y, 1, 1).data] : null;
-    return { frame: Number(video.dataset.frame), points: mark.points, rgba };
-  }, id);
-  emit({ step: 'anchored', frame: anchored.frame, points: anchored.points });
-  await page.screenshot({ path: path.join(shots, 'anchored.png') });
-  emit({ step: 'pixels', head_rgba: anchored.rgba });
+  for (;;) {
+    const { cmd } = await nextCommand('freeze', 'unfreeze', 'tools');
+    if (cmd === 'tools') break;
+    await page.keyboard.press('f');
+    if (cmd === 'unfreeze') {
+      emit({ step: 'unfrozen' });
+      continue;
+    }
+    await sleep(200);
+    const anchored = await page.evaluate((markId) => {
+      const mark = window.farsightConsole.marks.find((m) => m.id === markId);
+      const video = document.querySelector('#video');
+      const overlay = document.querySelector('#marks');
+      const head = mark.points.at(-1);
+      // Image pixels to overlay pixels (the two canvases need not share a resolution).
+      const x = Math.floor((head[0] * overlay.width) / video.width);
+      const y = Math.floor((head[1] * overlay.height) / video.height);
+      const inside = x >= 0 && y >= 0 && x < overlay.width && y < overlay.height;
+      const rgba = inside ? [...overlay.getContext('2d').getImageData(x, y, 1, 1).data] : null;
+      return { frame: Number(video.dataset.frame), points: mark.points, rgba };
+    }, id);
+    emit({ step: 'anchored', frame: anchored.frame, points: anchored.points });
+    await page.screenshot({ path: path.join(shots, 'anchored.png') });
+    emit({ step: 'pixels', head_rgba: anchored.rgba });
+  }
 
   // 4. The other tools: unfreeze, circle, ink, a text label, undo (erases the label), clear.
-  await nextCommand('tools');
   await page.keyboard.press('f');
   await page.keyboard.press('c');
   await page.mouse.move(...at(0.5, 0.5));

@@ -36,6 +36,26 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/camera.js"),
     ),
     (
+        "ui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/ui.js"),
+    ),
+    (
+        "queue.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/queue.js"),
+    ),
+    (
+        "video.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/video.js"),
+    ),
+    (
+        "marks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/marks.js"),
+    ),
+    (
         "transport.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/transport.js"),

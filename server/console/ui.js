@@ -1,0 +1,62 @@
+// What every part of the console shares: its elements, its state, what tests read, and
+// toasts.
+
+import * as P from './protocol.js';
+
+export const $ = (selector) => document.querySelector(selector);
+export const el = {
+  signinView: $('#signin-view'),
+  signin: $('#signin'),
+  token: $('#token'),
+  signinError: $('#signin-error'),
+  app: $('#app'),
+  me: $('#me'),
+  sessionTitle: $('#session-title'),
+  frozenBadge: $('#frozen-badge'),
+  queue: $('#queue'),
+  queueEmpty: $('#queue-empty'),
+  participants: $('#participants'),
+  tools: $('#tools'),
+  stage: $('#stage'),
+  frame: $('#frame'),
+  placeholder: $('#placeholder'),
+  video: $('#video'),
+  marks: $('#marks'),
+  labelInput: $('#label-input'),
+  stats: $('#stats'),
+  toast: $('#toast'),
+};
+
+export const state = {
+  token: null,
+  link: null, // the open link to the relay (transport.js), or a placeholder while it opens
+  welcomed: false, // this connection got Welcome
+  signedIn: false, // some connection with this token did: a drop is retried, not shown as a refusal
+  role: P.Role.agent,
+  me: null, // {id, name}
+  session: 0,
+  participants: new Map(),
+  marks: new Map(), // id → mark (see addMark)
+  pendingAnchors: new Map(), // AnchorResolved that arrived before its Annotate
+  ownOrder: [],
+  selected: null,
+  tool: 'arrow',
+  frozen: false,
+  current: null, // the displayed frame: {frame, capture, pose, intrinsics}
+  reconnectDelay: 1000,
+  queueTimer: 0,
+};
+
+// What tests read; kept as plain data.
+// paintDelays: capture → painted (the animation frame after the canvas was drawn), µs, for
+// the benchmark.
+export const exposed = { marks: [], lastAnnotate: null, paintDelays: [] };
+window.farsightConsole = exposed;
+
+export function toast(message, kind = 'error') {
+  const item = document.createElement('div');
+  item.className = `item ${kind}`;
+  item.textContent = message;
+  el.toast.append(item);
+  setTimeout(() => item.remove(), kind === 'error' ? 6000 : 3500);
+}
