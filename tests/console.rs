@@ -123,7 +123,7 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
         &shots,
         Run {
             block_udp: transport == "WebSocket",
-            bench_seconds: None,
+            ..Run::default()
         },
     );
 
@@ -292,4 +292,71 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
         .expect("driver status");
     assert!(status.success(), "driver exited with {status}");
     publishing.abort();
+}
+
+/// The outreach view of a server with a trained model and planned calls: its first need and
+/// its calls are the API's, and the effect chart loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
+    use farsight_server::outreach::policy::PolicyConfig;
+    use farsight_server::outreach::scheduler;
+    use farsight_server::outreach::service::{current_predictions, train_from_store};
+    use farsight_server::outreach::simulate::{SimulateOptions, simulate};
+    use farsight_server::outreach::train::TrainConfig;
+
+    let server = TestServer::start().await;
+    let store = &server.running.shared.store;
+    let day = 86_400_000;
+    let options = SimulateOptions {
+        users: 600,
+        days: 84,
+        seed: 5,
+        start_ms: 1_790_000_000_000 - 1_790_000_000_000 % day,
+    };
+    let (mut users, mut events) = (Vec::new(), Vec::new());
+    simulate(
+        &options,
+        |u| users.push(u.clone()),
+        |e| events.push(e.clone()),
+    );
+    store.upsert_users(&users).await.expect("users");
+    store.ingest_events(&events).await.expect("events");
+    train_from_store(store, &TrainConfig::default(), None)
+        .await
+        .expect("trains");
+    let now = store
+        .newest_event_ms()
+        .await
+        .expect("events")
+        .expect("some");
+    let policy = PolicyConfig::default().validate().expect("policy");
+    scheduler::plan(store, &policy, now).await.expect("plans");
+    let calls = store.calls().await.expect("calls");
+    assert!(!calls.is_empty(), "the scheduler planned calls");
+    let top = current_predictions(store, 1, None).await.expect("scores");
+
+    let agent = server.token(Role::Agent, "Ada").await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-outreach");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        outreach: true,
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), &agent, 0, &shots, run);
+    let seen = driver.step("outreach").await;
+    assert_eq!(seen["first_need"]["user"], top[0].user, "{seen}");
+    assert_eq!(seen["first_need"]["topic"], top[0].topic, "{seen}");
+    assert_eq!(seen["calls"], calls.len().min(50), "{seen}");
+    assert_eq!(
+        seen["planned"],
+        calls.iter().filter(|c| !c.holdout).count().to_string(),
+        "{seen}"
+    );
+    assert_eq!(seen["chart"], serde_json::json!([720, 480]), "{seen}");
+    driver.command(serde_json::json!({"cmd": "done"})).await;
+    let status = tokio::time::timeout(STEP_TIMEOUT, driver.child.wait())
+        .await
+        .expect("driver exits")
+        .expect("driver status");
+    assert!(status.success(), "driver exited with {status}");
 }

@@ -4,6 +4,7 @@
 
 import * as P from './protocol.js';
 import { openLink } from './transport.js';
+import { showView } from './outreach.js';
 import { $, el, state, toast } from './ui.js';
 import { refreshQueue, startQueue } from './queue.js';
 import { onMedia, requestKeyframe, resetVideo } from './video.js';
@@ -281,6 +282,7 @@ document.addEventListener('keydown', (event) => {
 // ---- sign-in ----
 
 export function signOut(forgetField = true) {
+  showView('assist');
   sessionStorage.removeItem(TOKEN_KEY);
   clearInterval(state.queueTimer);
   const link = state.link;

@@ -2,6 +2,7 @@
 // watch, draw an arrow, wait for its 3D anchor. Speaks JSON lines: one object per step on
 // stdout, commands from the test on stdin. Any failure prints {"step":"error"} and exits 1.
 //
+// With OUTREACH=1 it opens the outreach view instead of a session ({"step":"outreach"}).
 // With BENCH_SECONDS set it only joins and reports capture → painted delays ({"step":"delays"}).
 //
 // Environment: CONSOLE_URL, AGENT_TOKEN, SESSION_ID, SHOTS_DIR; BLOCK_UDP=1 sends the page's
@@ -60,6 +61,34 @@ async function nextCommand(...names) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// The outreach view: needs, calls and the effect chart, as the page shows them.
+async function outreach(page, shots) {
+  await page.click('.views button[data-view="outreach"]');
+  await page.waitForFunction(() => {
+    const chart = document.querySelector('#report-chart');
+    return (
+      document.querySelectorAll('#needs tbody tr').length > 0 &&
+      document.querySelectorAll('#calls tbody tr').length > 0 &&
+      chart.complete &&
+      chart.naturalWidth > 0
+    );
+  });
+  const seen = await page.evaluate(() => {
+    const first = document.querySelector('#needs tbody tr').cells;
+    const chart = document.querySelector('#report-chart');
+    return {
+      first_need: { user: first[0].textContent, topic: first[1].textContent },
+      needs: document.querySelectorAll('#needs tbody tr').length,
+      calls: document.querySelectorAll('#calls tbody tr').length,
+      planned: document.querySelector('[data-kpi="planned"]').textContent,
+      chart: [chart.naturalWidth, chart.naturalHeight],
+    };
+  });
+  await page.screenshot({ path: path.join(shots, 'outreach.png') });
+  emit({ step: 'outreach', ...seen });
+  await nextCommand('done');
+}
+
 // The benchmark: capture → painted delays over a window, after the picture has settled.
 async function benchmark(page, seconds) {
   await sleep(1000);
@@ -106,6 +135,8 @@ async function main(browser) {
   await page.goto(url);
   await page.fill('#token', token);
   await page.click('#signin button[type="submit"]');
+  await page.locator('#app').waitFor({ state: 'visible' });
+  if (process.env.OUTREACH === '1') return outreach(page, shots);
   const join = page.locator(`button.join[data-session="${session}"]`);
   await join.waitFor({ state: 'visible' });
   await join.click();

@@ -17,11 +17,13 @@ pub fn console_dir() -> PathBuf {
 }
 
 /// How the driver runs: through a firewall that drops UDP (the console must fall back to
-/// WebSocket), and as the benchmark (only join and measure delays for that many seconds).
+/// WebSocket), as the benchmark (only join and measure delays for that many seconds), or on
+/// the outreach view.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Run {
     pub block_udp: bool,
     pub bench_seconds: Option<u64>,
+    pub outreach: bool,
 }
 
 /// The Playwright driver, started with its inputs; its steps are read as JSON lines.
@@ -41,6 +43,9 @@ impl Driver {
         let mut cmd = Command::new("node");
         if let Some(seconds) = run.bench_seconds {
             cmd.env("BENCH_SECONDS", seconds.to_string());
+        }
+        if run.outreach {
+            cmd.env("OUTREACH", "1");
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))

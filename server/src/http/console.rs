@@ -56,6 +56,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/marks.js"),
     ),
     (
+        "outreach.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/outreach.js"),
+    ),
+    (
         "transport.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/transport.js"),

@@ -46,6 +46,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("storage unavailable")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl IntoResponse for ApiError {
@@ -59,6 +61,10 @@ impl IntoResponse for ApiError {
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage failed");
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
             }
         };
         (

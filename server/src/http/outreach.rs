@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/calls", get(get_calls))
         .route("/v1/calls/{id}/disposition", post(post_disposition))
         .route("/v1/outreach/report", get(get_report))
+        .route("/v1/outreach/report.png", get(get_report_chart))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
 }
 
@@ -199,4 +200,20 @@ async fn get_report(
     authorize(&shared, &headers, READERS).await?;
     let now = jiff::Timestamp::now().as_millisecond();
     Ok(Json(report::build(&shared.store, now).await?))
+}
+
+/// The report's chart: called users against the hold-out, with 95% intervals.
+async fn get_report_chart(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    authorize(&shared, &headers, READERS).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let report = report::build(&shared.store, now).await?;
+    let png = tokio::task::spawn_blocking(move || report::chart_png(&report))
+        .await
+        .map_err(|e| ApiError::Internal(format!("chart: {e}")))?
+        .map_err(ApiError::Internal)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response())
 }

@@ -139,14 +139,32 @@ pub fn render(r: &Report) -> String {
     out
 }
 
+/// Registers the chart font with plotters, once per process (plotters keeps it for ever).
+fn register_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+                .map_err(|e| format!("chart font (install fonts-dejavu-core): {e}"))?;
+            let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, font)
+                .map_err(|_| "chart font could not be loaded".to_string())
+        })
+        .clone()
+}
+
+/// The chart as PNG bytes, for the HTTP API.
+pub fn chart_png(r: &Report) -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let path = dir.path().join("report.png");
+    chart(r, &path)?;
+    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
 /// Draws the two arms' contact rates with their 95% intervals as a PNG.
 pub fn chart(r: &Report, path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-        .map_err(|e| format!("chart font (install fonts-dejavu-core): {e}"))?;
-    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-        .map_err(|_| "chart font could not be loaded".to_string())?;
+    register_font()?;
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (720, 480)).into_drawing_area();
         root.fill(&WHITE)?;

@@ -51,6 +51,8 @@ pub struct CallRecord {
     pub user: String,
     pub topic: String,
     pub probability: f64,
+    /// Why the call was planned, in words (the prediction's reasons).
+    pub reasons: String,
     pub holdout: bool,
     pub state: String,
     pub attempts: i64,
@@ -332,7 +334,7 @@ impl Store {
         id: Option<i64>,
     ) -> Result<Vec<CallRecord>, StoreError> {
         let sql = format!(
-            "SELECT id, user_id, topic, probability, holdout, state, attempts, due_at, \
+            "SELECT id, user_id, topic, probability, reasons, holdout, state, attempts, due_at, \
              first_dialed_at, call_id, claimed_by FROM calls WHERE {condition} ORDER BY due_at, id"
         );
         let mut q = sqlx::query(&sql);
@@ -348,6 +350,7 @@ impl Store {
                     user: r.try_get("user_id")?,
                     topic: r.try_get("topic")?,
                     probability: r.try_get("probability")?,
+                    reasons: r.try_get("reasons")?,
                     holdout: r.try_get::<i64, _>("holdout")? != 0,
                     state: r.try_get("state")?,
                     attempts: r.try_get("attempts")?,
