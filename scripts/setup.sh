@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Farsight needs on Debian: GStreamer (with x264 from
-# plugins-ugly), PostgreSQL for the storage tests, sipp for the SIP tests, and Chromium with
-# Playwright for the console tests. Safe to run again; skips what is there.
+# plugins-ugly), PostgreSQL for the storage tests, sipp for the SIP tests, Chromium with
+# Playwright for the console tests, and Mesa's software Vulkan (lavapipe) for the wearable's
+# headless renders. Safe to run again; skips what is there.
 set -euo pipefail
 
 packages=(
@@ -17,6 +18,7 @@ packages=(
   sip-tester
   fonts-dejavu-core
   chromium
+  mesa-vulkan-drivers
 )
 # Node.js drives Chromium (Playwright); a newer one already installed is kept.
 command -v npm >/dev/null || packages+=(nodejs npm)
@@ -35,7 +37,7 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "error: a Rust toolchain (cargo, rustc 1.90 or newer) is required; see https://rustup.rs" >&2
+  echo "error: a Rust toolchain (cargo, rustc 1.95 or newer) is required; see https://rustup.rs" >&2
   exit 1
 fi
 

@@ -52,13 +52,18 @@ struct Started {
 }
 
 fn serve(data: &Path) -> Started {
+    serve_on(data, "127.0.0.1:0")
+}
+
+/// `farsight serve` with its QUIC relay on `quic` (a fixed port survives a restart).
+fn serve_on(data: &Path, quic: &str) -> Started {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
         .args([
             "serve",
             "--quic-listen",
-            "127.0.0.1:0",
+            quic,
             "--http-listen",
             "127.0.0.1:0",
             "--webtransport-listen",
@@ -276,4 +281,93 @@ fn acknowledged_events_survive_a_killed_server() {
         (&serde_json::json!(0), &serde_json::json!(100)),
         "every acknowledged event was still there: {again}"
     );
+}
+
+/// A wearable (the probe, with the client's reconnect) whose server is SIGKILLed and started
+/// again on the same port and data: it reconnects within 5 s of the restart and resumes its
+/// session, and an agent joining then sees new frames with group numbers still increasing.
+#[test]
+fn a_killed_and_restarted_server_is_reconnected_within_5_s_and_the_session_resumes() {
+    use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
+    use farsight_protocol::{Role, SessionId};
+    use farsight_server::probe::{self, EncoderSettings, PublishOptions};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    ok_stdout(farsight(data, &["migrate"]));
+    let wearable = token(data, "wearable", "glasses");
+    let agent = token(data, "agent", "alice");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let quic = format!("127.0.0.1:{port}");
+    let server = serve_on(data, &quic);
+    let fingerprint = parse_fingerprint(&server.fingerprint).expect("hex");
+    let options = |role, token: &str| ConnectOptions {
+        server: quic.parse().expect("address"),
+        server_name: "localhost".into(),
+        trust: Trust::Fingerprint(fingerprint),
+        role,
+        token: token.into(),
+        resume: SessionId(0),
+        receive_window: None,
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let publish_options = PublishOptions {
+        encoder: EncoderSettings {
+            width: 320,
+            height: 240,
+            fps: 15,
+            bitrate_kbps: 300,
+            keyframe_interval: 15,
+        },
+        duration: Some(Duration::from_secs(30)),
+        marks: None,
+        reconnect: Some(options(Role::Wearable, &wearable)),
+    };
+    let mut conn = runtime
+        .block_on(connect(&options(Role::Wearable, &wearable)))
+        .expect("wearable connects");
+    let session = conn.session;
+    let publishing =
+        runtime.spawn(async move { probe::publish(&mut conn, &publish_options).await });
+
+    // The last group an agent sees before the kill, then the first after the restart.
+    let watch_one = |started: Instant| {
+        runtime.block_on(async {
+            let mut watcher_conn = connect(&options(Role::Agent, &agent))
+                .await
+                .expect("agent connects");
+            watcher_conn
+                .join(session)
+                .await
+                .expect("joins the same session");
+            let mut watcher = watcher_conn.watcher();
+            let r = tokio::time::timeout(Duration::from_secs(10), watcher.next_object())
+                .await
+                .expect("a frame within 10 s")
+                .expect("a frame");
+            (r.header.group, started.elapsed())
+        })
+    };
+    let (before, _) = watch_one(Instant::now());
+    drop(server); // SIGKILL: nothing is closed cleanly.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let restarted = serve_on(data, &quic);
+    let ready = Instant::now();
+    let (after, took) = watch_one(ready);
+    assert!(
+        took < Duration::from_secs(5),
+        "frames flowed again {took:?} after the restart"
+    );
+    assert!(
+        after > before,
+        "groups keep increasing: {before:?} then {after:?}"
+    );
+
+    publishing.abort();
+    drop(restarted);
 }

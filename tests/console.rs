@@ -86,6 +86,7 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
             },
             duration: Some(Duration::from_secs(90)),
             marks: Some(marks_tx),
+            reconnect: None,
         };
         probe::publish(&mut wearable, &options).await
     });

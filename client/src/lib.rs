@@ -4,11 +4,13 @@
 
 mod connection;
 mod publish;
+mod reconnect;
 mod tls;
 mod watch;
 
 pub use connection::{ConnectOptions, Connection, connect, quic_client_config};
 pub use publish::Publisher;
+pub use reconnect::{Backoff, connect_with_backoff};
 pub use tls::{Trust, fingerprint, parse_fingerprint};
 pub use watch::{GroupEnd, Received, WatchEvent, Watcher};
 

@@ -73,6 +73,7 @@ async fn main() {
             encoder: EncoderSettings::default(),
             duration: None,
             marks: None,
+            reconnect: None,
         };
         probe::publish(&mut wearable, &options).await
     });

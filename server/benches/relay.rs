@@ -456,7 +456,10 @@ async fn raw_quinn() -> Raw {
     let dir = tempfile::tempdir().expect("temp dir for the certificate");
     let identity = farsight_server::cert::dev_identity(dir.path()).expect("certificate");
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-    let server = farsight_server::quic::endpoint(&identity, loopback).expect("server endpoint");
+    let reset_key =
+        farsight_server::quic::reset_key::ResetKey::load_or_create(dir.path()).expect("reset key");
+    let server =
+        farsight_server::quic::endpoint(&identity, loopback, reset_key).expect("server endpoint");
     let addr = server.local_addr().expect("server endpoint is bound");
     let receiver = tokio::spawn(async move {
         let conn = server

@@ -89,7 +89,9 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         Some((cert, key)) => cert::load(cert, key)?,
         None => cert::dev_identity(&config.data_dir)?,
     };
-    let endpoint = quic::endpoint(&identity, config.quic_listen)
+    let reset_key = quic::reset_key::ResetKey::load_or_create(&config.data_dir)
+        .with_context(|| format!("QUIC reset key in {}", config.data_dir.display()))?;
+    let endpoint = quic::endpoint(&identity, config.quic_listen, reset_key)
         .with_context(|| format!("listening for QUIC on {}", config.quic_listen))?;
     let mut webtransport =
         gateway::webtransport::Listener::bind(&identity, config.webtransport_listen).with_context(

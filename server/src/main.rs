@@ -439,6 +439,7 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
                     },
                     duration: seconds.map(Duration::from_secs_f64),
                     marks: Some(marks),
+                    reconnect: Some(opts.clone()),
                 },
             )
             .await?;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use farsight_client::{ClientError, Connection};
+use farsight_client::{Backoff, ClientError, ConnectOptions, Connection, connect_with_backoff};
 use farsight_protocol::{
     CameraModel, ControlMessage, FrameSeq, Intrinsics, Object, ObjectFlags, Pose, PoseDatagram,
 };
@@ -21,7 +21,13 @@ pub struct PublishOptions {
     /// What agents do to the picture, as it arrives (`Annotate`, `Erase`, `Clear`, `Freeze`,
     /// `Unfreeze`), for callers that show or check it.
     pub marks: Option<tokio::sync::mpsc::UnboundedSender<ControlMessage>>,
+    /// How to reach the relay again when the link drops (the session is resumed); `None`
+    /// ends publishing with the error instead.
+    pub reconnect: Option<ConnectOptions>,
 }
+
+/// How long to keep trying to reach a relay that went away before giving up.
+const RECONNECT_GIVE_UP: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PublishReport {
@@ -32,6 +38,8 @@ pub struct PublishReport {
     pub bitrate_hints: Vec<u64>,
     pub marks_received: u64,
     pub marks_anchored: u64,
+    /// Times the link to the relay was lost and the same session resumed.
+    pub reconnects: u64,
 }
 
 /// Horizontal field of view of the synthetic camera.
@@ -68,45 +76,55 @@ pub async fn publish(
         }
     };
     tokio::pin!(stop);
+    let mut backoff = Backoff::default();
     loop {
-        tokio::select! {
-            () = &mut stop => break,
-            frame = frames.recv() => {
-                let Some(frame) = frame else { break };
-                let pose = synthetic_pose(started.elapsed().as_secs_f64());
-                let object = Object {
-                    frame: FrameSeq(report.frames),
-                    capture: frame.capture,
-                    flags: ObjectFlags { keyframe: frame.keyframe },
-                    camera: CameraModel { pose, intrinsics },
-                    payload: frame.data,
-                };
-                cameras.record(object.frame, object.camera);
-                publisher.send(&object).await?;
-                publisher.send_pose(&PoseDatagram { session: conn.session, at: frame.capture, pose })?;
-                report.frames += 1;
-                report.keyframes += u64::from(frame.keyframe);
-                report.bytes += object.payload.len() as u64;
-            }
+        // Ok(true): done; Err: the link to the relay is gone.
+        let step: Result<bool, ClientError> = tokio::select! {
+            () = &mut stop => Ok(true),
+            frame = frames.recv() => match frame {
+                None => Ok(true),
+                Some(frame) => {
+                    let pose = synthetic_pose(started.elapsed().as_secs_f64());
+                    let object = Object {
+                        frame: FrameSeq(report.frames),
+                        capture: frame.capture,
+                        flags: ObjectFlags { keyframe: frame.keyframe },
+                        camera: CameraModel { pose, intrinsics },
+                        payload: frame.data,
+                    };
+                    cameras.record(object.frame, object.camera);
+                    report.frames += 1;
+                    report.keyframes += u64::from(frame.keyframe);
+                    report.bytes += object.payload.len() as u64;
+                    let datagram = PoseDatagram { session: conn.session, at: frame.capture, pose };
+                    match publisher.send(&object).await {
+                        Ok(()) => publisher.send_pose(&datagram).map(|()| false),
+                        Err(e) => Err(e),
+                    }
+                }
+            },
             msg = conn.recv() => match msg {
                 Some(Ok(ControlMessage::KeyframeRequest { .. })) => {
                     report.keyframe_requests += 1;
                     encoder.force_keyframe();
+                    Ok(false)
                 }
                 Some(Ok(ControlMessage::BitrateHint { bits_per_second, .. })) => {
                     report.bitrate_hints.push(bits_per_second);
                     encoder.set_bitrate(bits_per_second);
                     tracing::info!(bits_per_second, "bit rate lowered on the relay's hint");
+                    Ok(false)
                 }
                 Some(Ok(msg @ (ControlMessage::Annotate(_) | ControlMessage::Erase { .. }
                     | ControlMessage::Clear { .. } | ControlMessage::Freeze { .. }
                     | ControlMessage::Unfreeze { .. }))) => {
+                    let mut sent = Ok(false);
                     if let ControlMessage::Annotate(mark) = &msg {
                         report.marks_received += 1;
                         match cameras.resolve(mark, &Point3::origin()) {
                             Some(anchor) => {
-                                conn.send(&anchor).await?;
                                 report.marks_anchored += 1;
+                                sent = conn.send(&anchor).await.map(|()| false);
                             }
                             None => tracing::warn!(frame = mark.frame.0, "mark on a frame no longer known"),
                         }
@@ -114,10 +132,35 @@ pub async fn publish(
                     if let Some(tap) = &options.marks {
                         let _ = tap.send(msg);
                     }
+                    sent
                 }
-                Some(Ok(other)) => tracing::info!(message = ?other, "control"),
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err(ClientError::Protocol("connection closed".into()).into()),
+                Some(Ok(other)) => {
+                    tracing::info!(message = ?other, "control");
+                    Ok(false)
+                }
+                Some(Err(e)) => Err(e),
+                None => Err(ClientError::Protocol("connection closed".into())),
+            },
+        };
+        match step {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                let Some(reconnect) = &options.reconnect else {
+                    return Err(e.into());
+                };
+                // Resume the same session; groups keep counting up and the next one starts
+                // on a key frame, so watchers see a picture at once.
+                tracing::warn!(error = %e, session = %conn.session, "lost the relay; reconnecting");
+                let resume = ConnectOptions {
+                    resume: conn.session,
+                    ..reconnect.clone()
+                };
+                *conn = connect_with_backoff(&resume, &mut backoff, RECONNECT_GIVE_UP).await?;
+                publisher = conn.publisher().starting_at(publisher.next_group());
+                encoder.force_keyframe();
+                report.reconnects += 1;
+                tracing::info!(session = %conn.session, "reconnected");
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod control;
 mod peer;
+pub mod reset_key;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,14 @@ use crate::cert::Identity;
 /// are dropped) rather than piling up seconds of video in buffers.
 const SEND_WINDOW: u64 = 1024 * 1024;
 
-pub fn endpoint(identity: &Identity, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+/// The relay's QUIC endpoint. `reset_key` signs stateless resets; keep it across restarts
+/// ([`reset_key::ResetKey::load_or_create`]) so clients of a previous run learn at once that
+/// their connection is gone.
+pub fn endpoint(
+    identity: &Identity,
+    addr: SocketAddr,
+    reset_key: reset_key::ResetKey,
+) -> anyhow::Result<quinn::Endpoint> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -33,7 +41,15 @@ pub fn endpoint(identity: &Identity, addr: SocketAddr) -> anyhow::Result<quinn::
         .keep_alive_interval(Some(Duration::from_secs(5)))
         .max_idle_timeout(Some(Duration::from_secs(15).try_into()?));
     config.transport_config(Arc::new(transport));
-    Ok(quinn::Endpoint::server(config, addr)?)
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    endpoint_config.cid_generator(|| Box::new(reset_key::RandomCids));
+    Ok(quinn::Endpoint::new(
+        endpoint_config,
+        Some(config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?)
 }
 
 /// Accepts connections until the endpoint is closed, then waits for every connection's

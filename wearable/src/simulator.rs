@@ -1,0 +1,225 @@
+//! The desktop stand-in for the glasses: a lit workbench with a device to fix on it, seen by a
+//! head (the camera) that follows a scripted path. The path is a function of `Time`, so a
+//! headless run that advances time by a fixed step renders the same frames every time.
+
+use std::f32::consts::{FRAC_PI_2, TAU};
+
+use bevy::core_pipeline::tonemapping::Tonemapping;
+use bevy::prelude::*;
+use bevy::render::view::Msaa;
+
+/// Vertical field of view of the simulated glasses' camera.
+pub const HEAD_VFOV_DEGREES: f32 = 60.0;
+
+/// Where the device's housing sits: its centre, on the table top.
+const DEVICE_CENTRE: Vec3 = Vec3::new(0.0, 0.84, 0.0);
+const HOUSING_SIZE: Vec3 = Vec3::new(0.30, 0.18, 0.16);
+const TABLE_TOP_HEIGHT: f32 = 0.75;
+
+/// The red knob's centre in world space: on the housing's front face (+Z, towards the head),
+/// left of centre, sticking out by half its depth.
+pub const KNOB_POSITION: Vec3 = Vec3::new(-0.07, 0.86, 0.095);
+const KNOB_RADIUS: f32 = 0.03;
+const KNOB_DEPTH: f32 = 0.03;
+
+pub struct SimulatorPlugin;
+
+impl Plugin for SimulatorPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<HeadPath>()
+            .insert_resource(ClearColor(Color::srgb(0.12, 0.13, 0.15)))
+            .add_systems(Startup, (spawn_workbench, spawn_head))
+            .add_systems(Update, follow_head_path);
+    }
+}
+
+/// The simulated wearer's head; its camera is the glasses' camera.
+#[derive(Component, Debug)]
+pub struct Head;
+
+/// The part an agent is most likely to point at in tests: a red cylinder.
+#[derive(Component, Debug)]
+pub struct Knob;
+
+/// The head's scripted motion: a slow sway left and right and a smaller bob up and down in
+/// front of the bench, always looking at the device.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct HeadPath {
+    /// Centre of the sway, where the head is at time zero.
+    pub centre: Vec3,
+    /// Half the left-right travel, in metres.
+    pub sway: f32,
+    pub sway_period_s: f32,
+    /// Half the up-down travel, in metres.
+    pub bob: f32,
+    pub bob_period_s: f32,
+    pub look_at: Vec3,
+}
+
+impl Default for HeadPath {
+    fn default() -> Self {
+        Self {
+            centre: Vec3::new(0.0, 1.2, 0.6),
+            sway: 0.3,
+            sway_period_s: 8.0,
+            bob: 0.05,
+            bob_period_s: 5.0,
+            look_at: DEVICE_CENTRE,
+        }
+    }
+}
+
+impl HeadPath {
+    pub fn pose_at(&self, seconds: f32) -> Transform {
+        let eye = self.centre
+            + Vec3::new(
+                self.sway * (TAU * seconds / self.sway_period_s).sin(),
+                self.bob * (TAU * seconds / self.bob_period_s).sin(),
+                0.0,
+            );
+        Transform::from_translation(eye).looking_at(self.look_at, Vec3::Y)
+    }
+}
+
+fn spawn_workbench(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+) {
+    let mut matte = |color: Color| {
+        materials.add(StandardMaterial {
+            base_color: color,
+            perceptual_roughness: 0.8,
+            ..default()
+        })
+    };
+    let wood = matte(Color::srgb(0.45, 0.32, 0.2));
+    let floor = matte(Color::srgb(0.25, 0.25, 0.27));
+    let grey = matte(Color::srgb(0.55, 0.56, 0.58));
+    let red = matte(Color::srgb(0.9, 0.05, 0.03));
+    let blue = matte(Color::srgb(0.1, 0.25, 0.85));
+    let yellow = matte(Color::srgb(0.95, 0.8, 0.1));
+
+    commands.spawn((
+        Name::new("floor"),
+        Mesh3d(meshes.add(Plane3d::default().mesh().size(6.0, 6.0))),
+        MeshMaterial3d(floor),
+    ));
+
+    let top_thickness = 0.04;
+    commands.spawn((
+        Name::new("table top"),
+        Mesh3d(meshes.add(Cuboid::new(1.2, top_thickness, 0.7))),
+        MeshMaterial3d(wood.clone()),
+        Transform::from_xyz(0.0, TABLE_TOP_HEIGHT - top_thickness / 2.0, 0.0),
+    ));
+    let leg_height = TABLE_TOP_HEIGHT - top_thickness;
+    let leg = meshes.add(Cuboid::new(0.05, leg_height, 0.05));
+    for (x, z) in [(-0.55, -0.3), (0.55, -0.3), (-0.55, 0.3), (0.55, 0.3)] {
+        commands.spawn((
+            Name::new("table leg"),
+            Mesh3d(leg.clone()),
+            MeshMaterial3d(wood.clone()),
+            Transform::from_xyz(x, leg_height / 2.0, z),
+        ));
+    }
+
+    commands.spawn((
+        Name::new("housing"),
+        Mesh3d(meshes.add(Cuboid::from_size(HOUSING_SIZE))),
+        MeshMaterial3d(grey),
+        Transform::from_translation(DEVICE_CENTRE),
+    ));
+    commands.spawn((
+        Name::new("knob"),
+        Knob,
+        // A cylinder's axis is +Y; a quarter turn about X points it out of the front face.
+        Mesh3d(meshes.add(Cylinder::new(KNOB_RADIUS, KNOB_DEPTH))),
+        MeshMaterial3d(red),
+        Transform::from_translation(KNOB_POSITION).with_rotation(Quat::from_rotation_x(FRAC_PI_2)),
+    ));
+    commands.spawn((
+        Name::new("switch"),
+        Mesh3d(meshes.add(Cuboid::new(0.025, 0.05, 0.02))),
+        MeshMaterial3d(blue),
+        Transform::from_xyz(0.05, 0.87, 0.09),
+    ));
+    commands.spawn((
+        Name::new("connector"),
+        Mesh3d(meshes.add(Cuboid::new(0.05, 0.025, 0.03))),
+        MeshMaterial3d(yellow),
+        Transform::from_xyz(0.1, 0.785, 0.095),
+    ));
+
+    commands.spawn((
+        Name::new("sun"),
+        DirectionalLight {
+            illuminance: 3000.0,
+            shadow_maps_enabled: true,
+            ..default()
+        },
+        Transform::from_xyz(0.8, 2.5, 1.5).looking_at(DEVICE_CENTRE, Vec3::Y),
+    ));
+}
+
+fn spawn_head(mut commands: Commands, path: Res<HeadPath>) {
+    commands.spawn((
+        Name::new("head"),
+        Head,
+        Camera3d::default(),
+        Projection::Perspective(PerspectiveProjection {
+            fov: HEAD_VFOV_DEGREES.to_radians(),
+            ..default()
+        }),
+        // Colours reach the picture as the materials give them: no tone curve, and no lookup
+        // tables to ship.
+        Tonemapping::None,
+        Msaa::Off,
+        path.pose_at(0.0),
+    ));
+}
+
+fn follow_head_path(
+    time: Res<Time>,
+    path: Res<HeadPath>,
+    mut head: Single<&mut Transform, With<Head>>,
+) {
+    **head = path.pose_at(time.elapsed_secs());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera_model::{camera_model, to_nalgebra};
+    use bevy::camera::CameraProjection;
+
+    #[test]
+    fn head_path_keeps_the_knob_in_view() {
+        let size = UVec2::new(640, 360);
+        let mut projection = PerspectiveProjection {
+            fov: HEAD_VFOV_DEGREES.to_radians(),
+            ..default()
+        };
+        projection.update(size.x as f32, size.y as f32);
+        let path = HeadPath::default();
+        for frame in 0..30 * 20 {
+            let pose = GlobalTransform::from(path.pose_at(frame as f32 / 30.0));
+            let pixel = camera_model(&pose, &projection, size)
+                .project(&to_nalgebra(KNOB_POSITION))
+                .expect("the knob is in front of the head");
+            assert!(
+                (40.0..600.0).contains(&pixel.x) && (40.0..320.0).contains(&pixel.y),
+                "frame {frame}: knob at {pixel}"
+            );
+        }
+    }
+
+    #[test]
+    fn head_path_moves_and_repeats() {
+        let path = HeadPath::default();
+        let start = path.pose_at(0.0).translation;
+        assert!(path.pose_at(2.0).translation.distance(start) > 0.2);
+        // Both periods divide 40 s.
+        assert!(path.pose_at(40.0).translation.distance(start) < 1e-4);
+    }
+}
