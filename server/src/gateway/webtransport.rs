@@ -136,6 +136,9 @@ async fn shuttle(
 ) -> Result<(), Fatal> {
     let mut watcher = conn.watcher();
     let mut groups: HashMap<GroupSeq, mpsc::Sender<Received>> = HashMap::new();
+    // The group last given up (the browser fell behind): its remaining frames are skipped,
+    // not sent on a fresh stream that would start without its key frame.
+    let mut given_up: Option<GroupSeq> = None;
     loop {
         tokio::select! {
             from_browser = control.next() => match from_browser? {
@@ -153,12 +156,17 @@ async fn shuttle(
             media = watcher.next() => match media {
                 Some(WatchEvent::Object(r)) => {
                     let group = r.header.group;
+                    if given_up == Some(group) {
+                        continue;
+                    }
                     let tx = groups
                         .entry(group)
                         .or_insert_with(|| spawn_group(session.clone()));
-                    // A full queue means the browser is a second behind: give the group up.
+                    // A full queue means the browser is a second behind, a closed one that its
+                    // stream was reset for staleness: either way the group is given up.
                     if tx.try_send(r).is_err() {
                         groups.remove(&group);
+                        given_up = Some(group);
                     }
                 }
                 Some(WatchEvent::End(end)) => {
