@@ -237,10 +237,15 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
 
     // The other tools, each as the wearable sees it, after the freezes and unfreezes above.
     driver.command(serde_json::json!({"cmd": "tools"})).await;
-    driver.step("tools").await;
+    let tools = driver.step("tools").await;
+    assert_eq!(
+        tools["snapshot"],
+        serde_json::json!({"signature": "89504e470d0a1a0a", "width": 640, "height": 360}),
+        "the snapshot is a PNG of the picture"
+    );
     let mut freezes = Vec::new();
     let mut seen = Vec::new();
-    while seen.len() < 5 {
+    while seen.len() < 8 {
         match at_wearable(&mut marks_at_wearable).await {
             m @ (ControlMessage::Freeze { .. } | ControlMessage::Unfreeze { .. }) => {
                 freezes.push(describe(&m))
@@ -267,8 +272,17 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
             "Annotate Text 1 open here",
             "Erase",
             "Clear",
+            "Annotate Arrow 2",
+            "Annotate Arrow 2",
+            "Erase",
         ]
     );
+    let (ControlMessage::Annotate(first_arrow), ControlMessage::Erase { id: deleted, .. }) =
+        (&seen[5], &seen[7])
+    else {
+        unreachable!("checked above")
+    };
+    assert_eq!(*deleted, first_arrow.id, "Delete erases the selected mark");
     let (
         ControlMessage::Annotate(circle),
         ControlMessage::Annotate(text),

@@ -11,7 +11,7 @@
 
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import dgram from 'node:dgram';
 import path from 'node:path';
 
@@ -234,7 +234,26 @@ async function main(browser) {
   await page.keyboard.press('Enter');
   await page.keyboard.press('Control+z');
   await page.keyboard.press('x');
-  emit({ step: 'tools' });
+  // Two arrows; a click selects the first, Delete erases it (not the last drawn).
+  await page.keyboard.press('a');
+  for (const y of [0.3, 0.6]) {
+    await page.mouse.move(...at(0.3, y));
+    await page.mouse.down();
+    await page.mouse.move(...at(0.45, y), { steps: 4 });
+    await page.mouse.up();
+  }
+  await page.mouse.click(...at(0.375, 0.3));
+  await page.keyboard.press('Delete');
+  // The snapshot downloads the picture with its marks as PNG.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('s')]);
+  const saved = path.join(shots, 'snapshot.png');
+  await download.saveAs(saved);
+  const png = readFileSync(saved);
+  const signature = png.subarray(0, 8).toString('hex');
+  emit({
+    step: 'tools',
+    snapshot: { signature, width: png.readUInt32BE(16), height: png.readUInt32BE(20) },
+  });
 
   // 5. Stay up until the test is done with the session.
   await nextCommand('done');
