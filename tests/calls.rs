@@ -19,7 +19,6 @@ use farsight_server::outreach::policy::{Policy, PolicyConfig};
 use farsight_server::outreach::report;
 use farsight_server::outreach::scheduler::{self, Dialer};
 use farsight_server::outreach::service::train_from_store;
-use farsight_server::outreach::simulate::{SimulateOptions, simulate};
 use farsight_server::outreach::train::TrainConfig;
 use farsight_server::outreach::webhook::{WebhookDialer, signature};
 use farsight_server::store::{NewCall, Store};
@@ -123,20 +122,7 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
     let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .expect("store");
-    let options = SimulateOptions {
-        users: 400,
-        days: 70,
-        seed: 3,
-        start_ms: 1_780_000_000_000 - 1_780_000_000_000 % DAY,
-    };
-    let (mut users, mut events) = (Vec::new(), Vec::new());
-    simulate(
-        &options,
-        |u| users.push(u.clone()),
-        |e| events.push(e.clone()),
-    );
-    store.upsert_users(&users).await.expect("users");
-    store.ingest_events(&events).await.expect("events");
+    let users = support::store_simulated_history(&store, 400, 70, 3).await;
     train_from_store(&store, &TrainConfig::default(), None)
         .await
         .expect("model");

@@ -300,12 +300,7 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
         );
     }
 
-    driver.command(serde_json::json!({"cmd": "done"})).await;
-    let status = tokio::time::timeout(STEP_TIMEOUT, driver.child.wait())
-        .await
-        .expect("driver exits")
-        .expect("driver status");
-    assert!(status.success(), "driver exited with {status}");
+    driver.finish().await;
     publishing.abort();
 }
 
@@ -316,26 +311,11 @@ async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
     use farsight_server::outreach::policy::PolicyConfig;
     use farsight_server::outreach::scheduler;
     use farsight_server::outreach::service::{current_predictions, train_from_store};
-    use farsight_server::outreach::simulate::{SimulateOptions, simulate};
     use farsight_server::outreach::train::TrainConfig;
 
     let server = TestServer::start().await;
     let store = &server.running.shared.store;
-    let day = 86_400_000;
-    let options = SimulateOptions {
-        users: 600,
-        days: 84,
-        seed: 5,
-        start_ms: 1_790_000_000_000 - 1_790_000_000_000 % day,
-    };
-    let (mut users, mut events) = (Vec::new(), Vec::new());
-    simulate(
-        &options,
-        |u| users.push(u.clone()),
-        |e| events.push(e.clone()),
-    );
-    store.upsert_users(&users).await.expect("users");
-    store.ingest_events(&events).await.expect("events");
+    support::store_simulated_history(store, 600, 84, 5).await;
     train_from_store(store, &TrainConfig::default(), None)
         .await
         .expect("trains");
@@ -368,10 +348,5 @@ async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
         "{seen}"
     );
     assert_eq!(seen["chart"], serde_json::json!([720, 480]), "{seen}");
-    driver.command(serde_json::json!({"cmd": "done"})).await;
-    let status = tokio::time::timeout(STEP_TIMEOUT, driver.child.wait())
-        .await
-        .expect("driver exits")
-        .expect("driver status");
-    assert!(status.success(), "driver exited with {status}");
+    driver.finish().await;
 }

@@ -14,7 +14,6 @@ use farsight_server::ServeConfig;
 use farsight_server::outreach::event::{Event, EventKind, Tier};
 use farsight_server::outreach::features::{Signal, TopicState};
 use farsight_server::outreach::service::{current_predictions, train_from_store};
-use farsight_server::outreach::simulate::{SimulateOptions, simulate};
 use farsight_server::outreach::train::TrainConfig;
 use farsight_server::store::TokenRole;
 use postgres::PgCluster;
@@ -287,20 +286,7 @@ async fn features_match_recomputation_after_random_interleaving_on_postgres() {
 async fn model_trained_on_simulated_history_beats_the_frequency_baseline() {
     let server = server_on(None).await;
     let store = &server.running.shared.store;
-    let options = SimulateOptions {
-        users: 1500,
-        days: 84,
-        seed: 11,
-        start_ms: 1_790_000_000_000 - 1_790_000_000_000 % DAY,
-    };
-    let (mut users, mut events) = (Vec::new(), Vec::new());
-    simulate(
-        &options,
-        |u| users.push(u.clone()),
-        |e| events.push(e.clone()),
-    );
-    store.upsert_users(&users).await.expect("users");
-    store.ingest_events(&events).await.expect("events");
+    let users = support::store_simulated_history(store, 1500, 84, 11).await;
 
     let trained = train_from_store(store, &TrainConfig::default(), None)
         .await

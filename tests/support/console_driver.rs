@@ -96,4 +96,14 @@ impl Driver {
             .await
             .expect("driver stdin");
     }
+
+    /// Tells the driver the test is done and checks that it exits cleanly.
+    pub async fn finish(mut self) {
+        self.command(serde_json::json!({"cmd": "done"})).await;
+        let status = tokio::time::timeout(STEP_TIMEOUT, self.child.wait())
+            .await
+            .expect("driver exits")
+            .expect("driver status");
+        assert!(status.success(), "driver exited with {status}");
+    }
 }

@@ -119,3 +119,30 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Simulated usage history (`farsight simulate`) for `users` users over `days` days, stored:
+/// profiles upserted, events ingested. Returns the profiles.
+pub async fn store_simulated_history(
+    store: &farsight_server::store::Store,
+    users: usize,
+    days: u32,
+    seed: u64,
+) -> Vec<farsight_server::outreach::event::UserProfile> {
+    use farsight_server::outreach::simulate::{SimulateOptions, simulate};
+    const DAY: i64 = 86_400_000;
+    let options = SimulateOptions {
+        users,
+        days,
+        seed,
+        start_ms: 1_790_000_000_000 - 1_790_000_000_000 % DAY,
+    };
+    let (mut profiles, mut events) = (Vec::new(), Vec::new());
+    simulate(
+        &options,
+        |u| profiles.push(u.clone()),
+        |e| events.push(e.clone()),
+    );
+    store.upsert_users(&profiles).await.expect("users");
+    store.ingest_events(&events).await.expect("events");
+    profiles
+}
