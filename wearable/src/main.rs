@@ -1,24 +1,25 @@
-//! `farsight-wearable`: the client for AR glasses. Today it runs the desktop simulator
-//! headless — a workbench seen from a scripted head path, rendered off-screen — and saves a
-//! frame with its camera model; linking to a relay and real cameras come next.
+//! `farsight-wearable`: parses the command line and assembles the app from the library's
+//! plugins — the simulator, headless rendering, and either one saved frame or a live stream
+//! to the relay.
 
-mod camera_model;
-mod headless;
-mod simulator;
-
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::window::ExitCondition;
 use clap::Parser;
-
-use crate::headless::HeadlessPlugin;
-use crate::simulator::SimulatorPlugin;
+use farsight_client::{ConnectOptions, Trust, parse_fingerprint};
+use farsight_protocol::{Role, SessionId};
+use farsight_wearable::capture::CapturePlugin;
+use farsight_wearable::headless::{FRAME_STEP, HeadlessPlugin};
+use farsight_wearable::link::LinkPlugin;
+use farsight_wearable::simulator::SimulatorPlugin;
+use farsight_wearable::snapshot::SnapshotPlugin;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,14 +30,15 @@ struct Args {
     /// Simulate the glasses: a workbench with a device to fix, seen from a scripted head path.
     #[arg(long)]
     sim: bool,
-    /// Render off-screen, save frame N and exit (needs --frames and --screenshot).
-    #[arg(long, requires_all = ["frames", "screenshot"])]
+    /// Render off-screen: publish to --server, or save frame --frames as --screenshot.
+    #[arg(long)]
     headless: bool,
-    /// Frames to render before capturing; time advances 1/30 s per frame.
+    /// With --screenshot, the frame to save; with --server, the frames to publish before
+    /// exiting (without it, publish until killed). Time advances 1/30 s per frame.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     frames: Option<u32>,
     /// Where to save the captured frame as PNG; its camera model goes beside it as .json.
-    #[arg(long)]
+    #[arg(long, requires = "frames", conflicts_with = "server")]
     screenshot: Option<PathBuf>,
     /// Width of the rendered picture in pixels.
     #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(16..=8192))]
@@ -44,13 +46,13 @@ struct Args {
     /// Height of the rendered picture in pixels.
     #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u32).range(16..=8192))]
     height: u32,
-    /// Relay to publish to, HOST:PORT (not supported yet).
-    #[arg(long)]
+    /// Relay to publish to, HOST:PORT (its QUIC address).
+    #[arg(long, requires = "token")]
     server: Option<String>,
-    /// Wearable token for the relay (not supported yet).
-    #[arg(long)]
+    /// Wearable token for the relay.
+    #[arg(long, env = "FARSIGHT_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// SHA-256 fingerprint of the relay's certificate to pin (not supported yet).
+    /// SHA-256 fingerprint of the relay's certificate to pin, as `farsight serve` prints it.
     #[arg(long)]
     fingerprint: Option<String>,
     /// Capture from a real camera device instead of the simulator (not supported yet).
@@ -69,51 +71,95 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.server.is_some() || args.token.is_some() || args.fingerprint.is_some() {
-        bail!(
-            "not yet: publishing to a relay (--server, --token, --fingerprint) is not built; \
-             `farsight probe publish` publishes test video as a wearable"
-        );
-    }
     if args.camera.is_some() {
         bail!("not yet: capture from a real camera (--camera) is not built; use --sim");
     }
     if !args.sim {
         bail!("nothing to run: pass --sim (the simulator is the only camera so far)");
     }
-    let (Some(frames), Some(screenshot), true) = (args.frames, args.screenshot, args.headless)
-    else {
+    if !args.headless {
         bail!(
-            "not yet: the simulator's window is not built; \
-             run with --headless --frames N --screenshot PATH"
+            "not yet: the simulator's window is not built; run with --headless and \
+             --server ADDR --token T (publish) or --frames N --screenshot PATH (one frame)"
         );
+    }
+    let link = match &args.server {
+        Some(server) => Some(connect_options(server, &args)?),
+        None if args.frames.is_some() && args.screenshot.is_some() => None,
+        None => {
+            bail!("nothing to do: pass --server ADDR --token T, or --frames N --screenshot PATH")
+        }
     };
-
-    let exit = App::new()
-        .add_plugins((
-            DefaultPlugins
-                .set(WindowPlugin {
-                    primary_window: None,
-                    exit_condition: ExitCondition::DontExit,
-                    ..default()
-                })
-                .set(RenderPlugin {
-                    // Compile each pipeline in the frame that asks for it, so the first frames
-                    // are drawn whole rather than missing the meshes still compiling.
-                    synchronous_pipeline_compilation: true,
-                    ..default()
-                }),
-            ScheduleRunnerPlugin::run_loop(Duration::ZERO),
-            SimulatorPlugin,
-            HeadlessPlugin {
-                frames,
-                screenshot,
-                size: UVec2::new(args.width, args.height),
+    let size = UVec2::new(args.width, args.height);
+    let mut app = App::new();
+    app.add_plugins((
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: None,
+                exit_condition: ExitCondition::DontExit,
+                ..default()
+            })
+            .set(RenderPlugin {
+                // Compile each pipeline in the frame that asks for it, so the first frames
+                // are drawn whole rather than missing the meshes still compiling.
+                synchronous_pipeline_compilation: true,
+                ..default()
+            }),
+        SimulatorPlugin,
+        HeadlessPlugin { size },
+    ));
+    if let Some(options) = link {
+        // At most one frame per 1/30 s, so the stream plays at the glasses' rate.
+        app.add_plugins((
+            ScheduleRunnerPlugin::run_loop(FRAME_STEP),
+            LinkPlugin { options },
+            CapturePlugin {
+                frames: args.frames,
             },
-        ))
-        .run();
-    Ok(match exit {
+        ));
+    } else if let (Some(frames), Some(screenshot)) = (args.frames, args.screenshot) {
+        app.add_plugins((
+            ScheduleRunnerPlugin::run_loop(Duration::ZERO),
+            SnapshotPlugin { frames, screenshot },
+        ));
+    }
+    Ok(match app.run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(code) => ExitCode::from(code.get()),
+    })
+}
+
+fn connect_options(server: &str, args: &Args) -> anyhow::Result<ConnectOptions> {
+    let Some(fingerprint) = &args.fingerprint else {
+        bail!(
+            "not yet: checking the relay's certificate against the system's roots is not \
+             built; pass --fingerprint with the SHA-256 that `farsight serve` prints"
+        );
+    };
+    let fingerprint = parse_fingerprint(fingerprint).context("--fingerprint")?;
+    let addr: SocketAddr = server
+        .to_socket_addrs()
+        .with_context(|| format!("--server {server}: expected HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--server {server}: no address"))?;
+    // The development certificate is issued for localhost; a named host is its own name.
+    let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let server_name = if host.parse::<IpAddr>().is_ok() {
+        "localhost".to_owned()
+    } else {
+        host.to_owned()
+    };
+    Ok(ConnectOptions {
+        server: addr,
+        server_name,
+        trust: Trust::Fingerprint(fingerprint),
+        role: Role::Wearable,
+        token: args
+            .token
+            .clone()
+            .context("--token is required with --server")?,
+        resume: SessionId(0),
+        receive_window: None,
     })
 }

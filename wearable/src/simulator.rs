@@ -22,6 +22,7 @@ pub const KNOB_POSITION: Vec3 = Vec3::new(-0.07, 0.86, 0.095);
 const KNOB_RADIUS: f32 = 0.03;
 const KNOB_DEPTH: f32 = 0.03;
 
+#[derive(Debug)]
 pub struct SimulatorPlugin;
 
 impl Plugin for SimulatorPlugin {

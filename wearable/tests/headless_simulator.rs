@@ -218,7 +218,14 @@ fn knob_renders_where_the_camera_model_projects_it() -> Result<()> {
 fn options_not_built_yet_are_refused_with_a_reason() -> Result<()> {
     let dir = tempfile::tempdir()?;
     for args in [
-        &["--sim", "--server", "127.0.0.1:4433"][..],
+        &[
+            "--sim",
+            "--headless",
+            "--server",
+            "127.0.0.1:4433",
+            "--token",
+            "t",
+        ][..],
         &["--sim", "--camera", "/dev/video0"][..],
         &["--sim"][..],
     ] {

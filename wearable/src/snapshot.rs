@@ -1,0 +1,183 @@
+//! One picture: after `frames` frames the off-screen render is saved as a PNG beside a JSON
+//! record of the frame's `CameraModel` and the knob's world position, then the app exits.
+//!
+//! Frame 1 is drawn at time zero, so frame N shows the head at (N − 1) / 30 s. The head stops
+//! at frame N (virtual time is paused), and the capture waits until the renderer has compiled
+//! every pipeline, so the saved picture is frame N's pose fully drawn, however slow the GPU
+//! (or the software rasteriser) is to warm up.
+
+use std::path::{Path, PathBuf};
+
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use farsight_protocol::CameraModel;
+use serde::Serialize;
+
+use crate::camera_model::{camera_model, perspective, to_nalgebra};
+use crate::headless::{OffScreen, RendererReady};
+use crate::simulator::{Head, Knob};
+
+/// Frames past the requested one after which a renderer that is still not ready is an error.
+const READY_TIMEOUT_FRAMES: u32 = 900;
+
+#[derive(Debug, Clone)]
+pub struct SnapshotPlugin {
+    pub frames: u32,
+    pub screenshot: PathBuf,
+}
+
+impl Plugin for SnapshotPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(Snapshot {
+            frames: self.frames,
+            screenshot: self.screenshot.clone(),
+            frame: 0,
+            requested: false,
+        })
+        .add_systems(Last, capture_frame);
+    }
+}
+
+#[derive(Resource, Debug)]
+struct Snapshot {
+    frames: u32,
+    screenshot: PathBuf,
+    frame: u32,
+    requested: bool,
+}
+
+/// What the JSON beside the PNG holds.
+#[derive(Serialize, Debug)]
+struct FrameRecord {
+    frame: u32,
+    time_s: f64,
+    camera: CameraRecord,
+    knob: [f64; 3],
+}
+
+#[derive(Serialize, Debug)]
+struct CameraRecord {
+    pose: PoseRecord,
+    fx: f64,
+    fy: f64,
+    cx: f64,
+    cy: f64,
+    width: u32,
+    height: u32,
+}
+
+#[derive(Serialize, Debug)]
+struct PoseRecord {
+    /// World-from-camera translation.
+    t: [f64; 3],
+    /// World-from-camera rotation as x, y, z, w.
+    q: [f64; 4],
+}
+
+impl From<&CameraModel> for CameraRecord {
+    fn from(model: &CameraModel) -> Self {
+        let t = model.pose.translation;
+        let q = model.pose.rotation.quaternion().coords;
+        let k = model.intrinsics;
+        Self {
+            pose: PoseRecord {
+                t: [t.x, t.y, t.z],
+                q: [q.x, q.y, q.z, q.w],
+            },
+            fx: k.fx,
+            fy: k.fy,
+            cx: k.cx,
+            cy: k.cy,
+            width: k.width,
+            height: k.height,
+        }
+    }
+}
+
+/// The JSON record's path: the screenshot's with `.json` for its extension.
+pub fn record_path(screenshot: &Path) -> PathBuf {
+    screenshot.with_extension("json")
+}
+
+fn capture_frame(
+    mut commands: Commands,
+    mut snapshot: ResMut<Snapshot>,
+    mut time: ResMut<Time<Virtual>>,
+    ready: Res<RendererReady>,
+    off_screen: Res<OffScreen>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    snapshot.frame += 1;
+    if snapshot.frame == snapshot.frames {
+        // Hold the head still: every later frame renders frame N's pose.
+        time.pause();
+    }
+    if snapshot.requested || snapshot.frame < snapshot.frames {
+        return;
+    }
+    if ready.is_ready() {
+        snapshot.requested = true;
+        info!(
+            frame = snapshot.frames,
+            waited = snapshot.frame - snapshot.frames,
+            "capturing"
+        );
+        commands
+            .spawn(Screenshot::image(off_screen.image.clone()))
+            .observe(save_capture);
+    } else if snapshot.frame - snapshot.frames > READY_TIMEOUT_FRAMES {
+        error!(
+            frames = snapshot.frame,
+            "the renderer still has pipelines to compile; giving up"
+        );
+        exit.write(AppExit::error());
+    }
+}
+
+fn save_capture(
+    captured: On<ScreenshotCaptured>,
+    snapshot: Res<Snapshot>,
+    off_screen: Res<OffScreen>,
+    time: Res<Time<Virtual>>,
+    head: Single<(&GlobalTransform, &Projection), With<Head>>,
+    knob: Single<&GlobalTransform, With<Knob>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let (transform, projection) = *head;
+    let result = perspective(projection)
+        .ok_or_else(|| "the head camera's projection is not perspective".to_owned())
+        .and_then(|projection| {
+            let model = camera_model(transform, projection, off_screen.size);
+            let knob = to_nalgebra(knob.translation());
+            let record = FrameRecord {
+                frame: snapshot.frames,
+                time_s: time.elapsed_secs_f64(),
+                camera: CameraRecord::from(&model),
+                knob: [knob.x, knob.y, knob.z],
+            };
+            save(&captured.image, &snapshot.screenshot, &record)
+        });
+    match result {
+        Ok(()) => {
+            info!(png = %snapshot.screenshot.display(), "saved frame");
+            exit.write(AppExit::Success);
+        }
+        Err(reason) => {
+            error!(png = %snapshot.screenshot.display(), %reason, "could not save the frame");
+            exit.write(AppExit::error());
+        }
+    }
+}
+
+fn save(image: &Image, png: &Path, record: &FrameRecord) -> Result<(), String> {
+    let rgb = image
+        .clone()
+        .try_into_dynamic()
+        .map_err(|e| format!("converting the rendered image: {e}"))?
+        .to_rgb8();
+    rgb.save_with_format(png, image::ImageFormat::Png)
+        .map_err(|e| format!("writing {}: {e}", png.display()))?;
+    let json = serde_json::to_vec_pretty(record).map_err(|e| format!("encoding JSON: {e}"))?;
+    let json_path = record_path(png);
+    std::fs::write(&json_path, json).map_err(|e| format!("writing {}: {e}", json_path.display()))
+}

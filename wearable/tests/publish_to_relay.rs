@@ -1,0 +1,409 @@
+//! Runs the real `farsight-wearable --sim --headless` against a relay started in-process and
+//! watches its session as an agent: the simulator's view arrives as H.264, a key frame first
+//! and in order, and every frame carries the pose the scripted head path had at that frame's
+//! time — the relay sees the stream's pose metadata match the simulator's path. When the
+//! relay restarts, the wearable resumes the same session by itself.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use bevy::camera::PerspectiveProjection;
+use bevy::math::UVec2;
+use bevy::transform::components::GlobalTransform;
+use farsight_client::{ConnectOptions, Received, Trust, Watcher, connect, parse_fingerprint};
+use farsight_protocol::{CameraModel, Micros, Role, SessionId};
+use farsight_server::{Running, ServeConfig};
+use farsight_wearable::camera_model::camera_model;
+use farsight_wearable::headless::FRAME_STEP;
+use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath};
+
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 360;
+/// Two groups of pictures (x264 opens a group every 30 frames) and part of a third.
+const FRAMES: u64 = 45;
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+fn options(running: &Running, role: Role, token: &str) -> Result<ConnectOptions> {
+    Ok(ConnectOptions {
+        server: running.quic_addr,
+        server_name: "localhost".into(),
+        trust: Trust::Fingerprint(parse_fingerprint(&running.fingerprint)?),
+        role,
+        token: token.to_owned(),
+        resume: SessionId(0),
+        receive_window: None,
+    })
+}
+
+/// The NAL unit types of an Annex-B access unit, in order.
+fn nal_types(payload: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut i = 0;
+    while i + 3 < payload.len() {
+        if payload[i..i + 3] == [0, 0, 1] {
+            types.push(payload[i + 3] & 0x1f);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    types
+}
+
+/// The camera the simulator's head had at frame `seq`: frame N shows the head at N / 30 s.
+fn expected_camera(seq: u64) -> CameraModel {
+    let projection = PerspectiveProjection {
+        fov: HEAD_VFOV_DEGREES.to_radians(),
+        ..Default::default()
+    };
+    let seconds = (FRAME_STEP * u32::try_from(seq).expect("few frames")).as_secs_f32();
+    let head = GlobalTransform::from(HeadPath::default().pose_at(seconds));
+    camera_model(&head, &projection, UVec2::new(WIDTH, HEIGHT))
+}
+
+fn check_frame(received: &Received) -> Result<()> {
+    let object = &received.object;
+    let seq = object.frame.0;
+    let payload = &object.payload[..];
+    ensure!(
+        payload.starts_with(&[0, 0, 0, 1]) || payload.starts_with(&[0, 0, 1]),
+        "frame {seq}: the payload does not start with an Annex-B start code"
+    );
+    let nals = nal_types(payload);
+    if object.flags.keyframe {
+        ensure!(
+            nals.contains(&7) && nals.contains(&8) && nals.contains(&5),
+            "key frame {seq} lacks SPS, PPS or IDR: NAL types {nals:?}"
+        );
+    } else {
+        ensure!(
+            !nals.contains(&5) && nals.contains(&1),
+            "delta frame {seq}: NAL types {nals:?}"
+        );
+    }
+
+    let got = object.camera;
+    let expected = expected_camera(seq);
+    let moved = (got.pose.translation - expected.pose.translation).norm();
+    let turned = got
+        .pose
+        .rotation
+        .angle_to(&expected.pose.rotation)
+        .to_degrees();
+    ensure!(
+        moved < 0.001 && turned < 0.1,
+        "frame {seq}: pose off the head path by {:.2} mm and {turned:.3}°: got {:?}, expected {:?}",
+        moved * 1000.0,
+        got.pose,
+        expected.pose
+    );
+    let (k, e) = (got.intrinsics, expected.intrinsics);
+    ensure!(
+        (k.width, k.height) == (WIDTH, HEIGHT)
+            && (k.fx - e.fx).abs() < 0.01
+            && (k.fy - e.fy).abs() < 0.01
+            && (k.cx - e.cx).abs() < 0.01
+            && (k.cy - e.cy).abs() < 0.01,
+        "frame {seq}: intrinsics {k:?}, expected {e:?}"
+    );
+    Ok(())
+}
+
+/// A relay on loopback in a temporary directory, and a wearable token for it.
+struct Relay {
+    running: Running,
+    dir: tempfile::TempDir,
+    wearable_token: String,
+}
+
+impl Relay {
+    async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let running = farsight_server::start(&ServeConfig::ephemeral(dir.path())).await?;
+        let (_, wearable_token) = running
+            .shared
+            .store
+            .create_token(Role::Wearable, "glasses")
+            .await?;
+        Ok(Self {
+            running,
+            dir,
+            wearable_token,
+        })
+    }
+
+    /// Stops the relay and starts it again on the same ports, certificate and database.
+    async fn restart(self) -> Result<Self> {
+        let mut config = ServeConfig::ephemeral(self.dir.path());
+        config.quic_listen = self.running.quic_addr;
+        config.http_listen = self.running.http_addr;
+        self.running.shutdown().await;
+        Ok(Self {
+            running: farsight_server::start(&config).await?,
+            ..self
+        })
+    }
+
+    /// Runs `farsight-wearable --sim --headless` publishing here; its output goes to a log.
+    fn wearable(&self, token: &str, extra: &[&str]) -> Result<Wearable> {
+        let log_path = self.dir.path().join("wearable.log");
+        let log = File::create(&log_path)?;
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
+            .args(["--sim", "--headless", "--server"])
+            .arg(self.running.quic_addr.to_string())
+            .args(["--token", token, "--fingerprint", &self.running.fingerprint])
+            .args([
+                "--width",
+                &WIDTH.to_string(),
+                "--height",
+                &HEIGHT.to_string(),
+            ])
+            .args(extra)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting farsight-wearable")?;
+        Ok(Wearable { child, log_path })
+    }
+
+    /// The session the wearable opened, once it has.
+    async fn session(
+        &self,
+        wearable: &mut Wearable,
+        deadline: tokio::time::Instant,
+    ) -> Result<SessionId> {
+        loop {
+            if let Some(open) = self.running.shared.store.open_sessions().await?.first() {
+                return Ok(SessionId(u64::try_from(open.id)?));
+            }
+            if let Some(status) = wearable.child.try_wait()? {
+                bail!(
+                    "farsight-wearable exited ({status}) before publishing; log:\n{}",
+                    wearable.log()
+                );
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no session in time; log:\n{}",
+                wearable.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// An agent watching `session`; the connection lives as long as the watcher is read.
+    async fn watch(&self, session: SessionId) -> Result<(farsight_client::Connection, Watcher)> {
+        let (_, token) = self
+            .running
+            .shared
+            .store
+            .create_token(Role::Agent, "alice")
+            .await?;
+        let mut agent = connect(&options(&self.running, Role::Agent, &token)?).await?;
+        agent.join(session).await?;
+        let watcher = agent.watcher();
+        Ok((agent, watcher))
+    }
+}
+
+struct Wearable {
+    child: tokio::process::Child,
+    log_path: PathBuf,
+}
+
+impl Wearable {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Frames from `watcher` until `done` says so.
+    async fn receive(
+        &self,
+        watcher: &mut Watcher,
+        deadline: tokio::time::Instant,
+        mut done: impl FnMut(&[Received]) -> bool,
+    ) -> Result<Vec<Received>> {
+        let mut frames = Vec::new();
+        while !done(&frames) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, watcher.next_object()).await {
+                Ok(Some(received)) => frames.push(received),
+                Ok(None) => bail!("the agent's connection closed; log:\n{}", self.log()),
+                Err(_) => bail!("only {} frames in time; log:\n{}", frames.len(), self.log()),
+            }
+        }
+        Ok(frames)
+    }
+}
+
+/// A key frame first, then consecutive frames in order, each a well-formed access unit with
+/// the head path's camera, captured between `since` and now.
+fn check_stream(frames: &[Received], since: Micros) -> Result<()> {
+    let first = frames.first().context("no frames")?;
+    ensure!(
+        first.object.flags.keyframe,
+        "the first frame the agent saw ({}) is not a key frame",
+        first.object.frame.0
+    );
+    for pair in frames.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        ensure!(
+            b.object.frame.0 == a.object.frame.0 + 1,
+            "frame {} followed frame {}",
+            b.object.frame.0,
+            a.object.frame.0
+        );
+        ensure!(
+            b.header.group.0 >= a.header.group.0,
+            "group {} after group {}",
+            b.header.group.0,
+            a.header.group.0
+        );
+        ensure!(
+            b.object.capture >= a.object.capture,
+            "frame {} was captured before frame {}",
+            b.object.frame.0,
+            a.object.frame.0
+        );
+    }
+    let now = Micros::now();
+    for received in frames {
+        let capture = received.object.capture;
+        ensure!(
+            since <= capture && capture <= now,
+            "frame {}: capture time {capture:?} is not while the test ran",
+            received.object.frame.0
+        );
+        check_frame(received)?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_sees_the_simulators_view_with_the_head_paths_poses() -> Result<()> {
+    let relay = Relay::start().await?;
+    let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+    let started = Micros::now();
+    let mut wearable = relay.wearable(&relay.wearable_token, &["--frames", &FRAMES.to_string()])?;
+    let session = relay.session(&mut wearable, deadline).await?;
+    let (_agent, mut watcher) = relay.watch(session).await?;
+    let frames = wearable
+        .receive(&mut watcher, deadline, |frames| {
+            frames
+                .last()
+                .is_some_and(|r| r.object.frame.0 + 1 >= FRAMES)
+        })
+        .await?;
+
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let status = tokio::time::timeout(left, wearable.child.wait())
+        .await
+        .context("farsight-wearable did not exit after its last frame")??;
+    let log = wearable.log();
+    ensure!(
+        status.success(),
+        "farsight-wearable failed ({status}); log:\n{log}"
+    );
+    ensure!(
+        log.contains(&format!("publishing session {session}")),
+        "the wearable did not say which session it publishes; log:\n{log}"
+    );
+    check_stream(&frames, started)?;
+    // The head really moved while it was filmed: the path is not checked at a standstill.
+    let travelled = (frames[0].object.camera.pose.translation
+        - frames[frames.len() - 1].object.camera.pose.translation)
+        .norm();
+    ensure!(
+        frames.len() < 10 || travelled > 0.05,
+        "the head moved {travelled:.3} m over {} frames",
+        frames.len()
+    );
+    relay.running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wearable_resumes_its_session_when_the_relay_restarts() -> Result<()> {
+    let relay = Relay::start().await?;
+    let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+    let started = Micros::now();
+    // No --frames: it publishes until killed.
+    let mut wearable = relay.wearable(&relay.wearable_token, &[])?;
+    let session = relay.session(&mut wearable, deadline).await?;
+    let (agent, mut watcher) = relay.watch(session).await?;
+    let before = wearable
+        .receive(&mut watcher, deadline, |frames| frames.len() >= 5)
+        .await?;
+    check_stream(&before, started)?;
+    let last = before.last().context("no frames")?;
+    let (last_frame, last_group) = (last.object.frame.0, last.header.group.0);
+    drop((agent, watcher));
+
+    let relay = relay.restart().await?;
+    // The agent may ask before the wearable is back; it watches once the session is live.
+    loop {
+        let (_agent, mut watcher) = relay.watch(session).await?;
+        let first = tokio::time::timeout(Duration::from_secs(2), watcher.next_object()).await;
+        if let Ok(Some(first)) = first {
+            let mut frames = vec![first];
+            frames.extend(
+                wearable
+                    .receive(&mut watcher, deadline, |frames| frames.len() >= 5)
+                    .await?,
+            );
+            check_stream(&frames, started)?;
+            let first = &frames[0];
+            ensure!(
+                first.header.session == session,
+                "frames for session {} after resuming {session}",
+                first.header.session
+            );
+            ensure!(
+                first.object.frame.0 > last_frame && first.header.group.0 > last_group,
+                "after the restart frame {} of group {} came after frame {last_frame} of \
+                 group {last_group}",
+                first.object.frame.0,
+                first.header.group.0
+            );
+            break;
+        }
+        if let Some(status) = wearable.child.try_wait()? {
+            bail!(
+                "farsight-wearable exited ({status}); log:\n{}",
+                wearable.log()
+            );
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no frames after the restart; log:\n{}",
+            wearable.log()
+        );
+    }
+    ensure!(
+        wearable.child.try_wait()?.is_none(),
+        "farsight-wearable stopped; log:\n{}",
+        wearable.log()
+    );
+    wearable.child.kill().await?;
+    relay.running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_ends_the_wearable_with_the_reason() -> Result<()> {
+    let relay = Relay::start().await?;
+    let mut wearable = relay.wearable("not-a-token", &["--frames", "5"])?;
+    let status = tokio::time::timeout(RUN_LIMIT, wearable.child.wait())
+        .await
+        .context("farsight-wearable kept running with a refused token")??;
+    let log = wearable.log();
+    ensure!(!status.success(), "a refused token succeeded; log:\n{log}");
+    ensure!(log.contains("Unauthorized"), "log:\n{log}");
+    relay.running.shutdown().await;
+    Ok(())
+}
