@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs Farsight on its embedded SQLite (./farsight-data), with a
-# simulated wearable publishing test video (GStreamer, H.264) and an agent-side watcher
-# printing every frame it receives. Ctrl-C stops everything.
+# Sets up, builds and runs Farsight on its embedded SQLite (./farsight-data) with two
+# wearables live — the glasses simulator (Bevy, rendering a workbench off-screen) and the
+# probe (GStreamer test video) — the agents' console to watch and draw on them, and an
+# agent-side watcher printing every frame it receives. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/farsight/target}"
 cargo build --release --locked -p farsight-server
+# The simulator in the test profile: it shares the tests' build, and its frames cost the
+# (software) GPU, not Rust code.
+cargo build --locked -p farsight-wearable
 farsight="$CARGO_TARGET_DIR/release/farsight"
+wearable="$CARGO_TARGET_DIR/debug/farsight-wearable"
 data="${FARSIGHT_DATA_DIR:-farsight-data}"
 export FARSIGHT_DATA_DIR="$data"
 
@@ -34,6 +39,11 @@ if [ ! -s "$tokens" ]; then
 fi
 # shellcheck disable=SC1090
 source "$tokens"
+if [ -z "${SIM:-}" ]; then
+  user=$(grep -m1 '"tier":"gold"' "$data/simulated/users.ndjson" | sed 's/.*"user":"\([^"]*\)".*/\1/')
+  SIM=$("$farsight" token create --role wearable --name workbench-simulator --user "$user" 2>/dev/null)
+  echo "SIM=$SIM" >> "$tokens"
+fi
 
 echo "highest predicted support needs:"
 "$farsight" predictions --top 5
@@ -41,7 +51,7 @@ echo "highest predicted support needs:"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
-"$farsight" serve &
+"$farsight" serve > "$data/serve.log" &
 server=$!
 pids+=("$server")
 for _ in $(seq 50); do
@@ -49,6 +59,14 @@ for _ in $(seq 50); do
   curl -sf "http://127.0.0.1:8080/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
+cat "$data/serve.log"
+fingerprint=$(sed -n 's/^certificate SHA-256 //p' "$data/serve.log")
+
+# The glasses simulator: a workbench seen from a moving head, rendered and published at
+# 640×360 (software rendering without a GPU manages a few frames a second).
+"$wearable" --sim --headless --width 640 --height 360 --server 127.0.0.1:4433 \
+  --token "$SIM" --fingerprint "$fingerprint" > "$data/wearable.log" 2>&1 &
+pids+=($!)
 
 "$farsight" probe publish --token "$WEARABLE" > "$data/publish.log" 2>&1 &
 pids+=($!)
@@ -60,7 +78,9 @@ done
 [ -n "${session:-}" ] || { cat "$data/publish.log"; exit 1; }
 
 echo
-echo "agent console:  http://127.0.0.1:8080/  (sign in with the agent token $AGENT, join session $session)"
+sim_session=$(sed -n 's/^publishing session //p' "$data/wearable.log")
+echo "agent console:  http://127.0.0.1:8080/  (sign in with the agent token $AGENT)"
+echo "  the glasses simulator's workbench is session ${sim_session:-(starting; see $data/wearable.log)}, the probe's test video session $session"
 echo "session $session is live; sessions:  curl -H 'Authorization: Bearer $AGENT' http://127.0.0.1:8080/v1/sessions"
 echo "predicted needs:  curl -H 'Authorization: Bearer $AGENT' 'http://127.0.0.1:8080/v1/predictions?top=10'"
 echo "watching it as an agent (Ctrl-C to stop):"
