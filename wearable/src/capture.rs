@@ -8,6 +8,7 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use farsight_protocol::{FrameSeq, Micros};
 
+use crate::anchor::FramePublished;
 use crate::camera_model::{camera_model, perspective};
 use crate::encoder::{Encoder, EncoderError, FrameInfo};
 use crate::headless::{OffScreen, RendererReady};
@@ -33,6 +34,7 @@ impl Plugin for CapturePlugin {
             read_back: BTreeMap::new(),
             encoder: None,
         })
+        .add_message::<FramePublished>()
         .add_systems(Startup, hold_the_head_still)
         .add_systems(Update, answer_the_link)
         .add_systems(Last, capture_frame);
@@ -110,6 +112,7 @@ fn capture_frame(
     mut outbox: ResMut<LinkOutbox>,
     off_screen: Res<OffScreen>,
     head: Single<(&GlobalTransform, &Projection), With<Head>>,
+    mut published: MessageWriter<FramePublished>,
     mut exit: MessageWriter<AppExit>,
 ) {
     match stream.phase {
@@ -155,6 +158,10 @@ fn capture_frame(
         capture: Micros::now(),
         camera: camera_model(transform, projection, off_screen.size),
     };
+    published.write(FramePublished {
+        seq: info.seq,
+        camera: info.camera,
+    });
     commands
         .spawn((Screenshot::image(off_screen.image.clone()), Rendered(info)))
         .observe(encode_frame);

@@ -1,7 +1,8 @@
 //! The link to the relay: a QUIC connection on a tokio runtime in its own thread, publishing
-//! the encoder's frames one group of pictures per stream and passing the relay's requests
-//! back to the Bevy app. When the relay goes away it reconnects with back-off and resumes the
-//! same session.
+//! the encoder's frames one group of pictures per stream and passing the relay's messages
+//! back to the Bevy app: key frame requests, bit rate hints and agents' marks, which the app
+//! answers (`AnchorResolved`) through [`LinkReplies`]. When the relay goes away it reconnects
+//! with back-off and resumes the same session.
 
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ impl Plugin for LinkPlugin {
     fn build(&self, app: &mut App) {
         let (frames_tx, frames_rx) = mpsc::channel(FRAME_QUEUE);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (replies_tx, replies_rx) = mpsc::unbounded_channel();
         let options = self.options.clone();
         std::thread::Builder::new()
             .name("link".into())
@@ -43,7 +45,9 @@ impl Plugin for LinkPlugin {
                     .enable_all()
                     .build();
                 let result = match runtime {
-                    Ok(runtime) => runtime.block_on(run(&options, frames_rx, &events_tx)),
+                    Ok(runtime) => {
+                        runtime.block_on(run(&options, frames_rx, replies_rx, &events_tx))
+                    }
                     Err(e) => Err(LinkError::Runtime(e)),
                 };
                 let _ = events_tx.send(match result {
@@ -56,6 +60,7 @@ impl Plugin for LinkPlugin {
             .insert_resource(LinkStatus::default())
             .insert_resource(LinkOutbox(Some(frames_tx)))
             .insert_resource(LinkInbox(events_rx))
+            .insert_resource(LinkReplies(replies_tx))
             .add_systems(PreUpdate, receive_link_events)
             .add_systems(Update, end_with_the_link);
     }
@@ -70,6 +75,8 @@ pub enum LinkEvent {
     KeyframeRequested,
     /// The slowest watcher can take this many bits per second.
     Bitrate(u64),
+    /// An agent's mark or view change: `Annotate`, `Erase`, `Clear`, `Freeze` or `Unfreeze`.
+    Agent(ControlMessage),
     /// Every frame was sent and acknowledged; the connection is closed.
     Finished,
     /// The link gave up: a refusal, an unreachable relay, a failed encoder.
@@ -86,6 +93,19 @@ pub struct LinkStatus {
 /// channel closes when the encoder is done with it.
 #[derive(Resource, Debug)]
 pub struct LinkOutbox(pub Option<mpsc::Sender<Encoded>>);
+
+/// Control messages for the relay from the app (`AnchorResolved`). Sent in order once
+/// connected; those written while the relay is away go out after the reconnect.
+#[derive(Resource, Debug, Clone)]
+pub struct LinkReplies(mpsc::UnboundedSender<ControlMessage>);
+
+impl LinkReplies {
+    pub fn send(&self, message: ControlMessage) {
+        if self.0.send(message).is_err() {
+            warn!("the link has ended; a reply to the relay is dropped");
+        }
+    }
+}
 
 #[derive(Resource, Debug)]
 struct LinkInbox(mpsc::UnboundedReceiver<LinkEvent>);
@@ -143,6 +163,7 @@ fn end_with_the_link(mut events: MessageReader<LinkEvent>, mut exit: MessageWrit
 async fn run(
     options: &ConnectOptions,
     mut frames: mpsc::Receiver<Encoded>,
+    mut replies: mpsc::UnboundedReceiver<ControlMessage>,
     events: &mpsc::UnboundedSender<LinkEvent>,
 ) -> Result<(), LinkError> {
     let mut backoff = Backoff::default();
@@ -158,7 +179,7 @@ async fn run(
     });
     let mut groups = Groups::new(&conn, GroupSeq(0));
     loop {
-        let lost = match publish(&mut conn, &mut groups, &mut frames, events).await {
+        let lost = match publish(&mut conn, &mut groups, &mut frames, &mut replies, events).await {
             Ok(Done::End) => {
                 groups
                     .flush()
@@ -212,6 +233,7 @@ async fn publish(
     conn: &mut Connection,
     groups: &mut Groups,
     frames: &mut mpsc::Receiver<Encoded>,
+    replies: &mut mpsc::UnboundedReceiver<ControlMessage>,
     events: &mpsc::UnboundedSender<LinkEvent>,
 ) -> Result<Done, ClientError> {
     loop {
@@ -221,12 +243,22 @@ async fn publish(
                 Some(Encoded::End) => return Ok(Done::End),
                 None => return Ok(Done::EncoderStopped),
             },
+            Some(reply) = replies.recv() => conn.send(&reply).await?,
             msg = conn.recv() => match msg {
                 Some(Ok(ControlMessage::KeyframeRequest { .. })) => {
                     let _ = events.send(LinkEvent::KeyframeRequested);
                 }
                 Some(Ok(ControlMessage::BitrateHint { bits_per_second, .. })) => {
                     let _ = events.send(LinkEvent::Bitrate(bits_per_second));
+                }
+                Some(Ok(
+                    msg @ (ControlMessage::Annotate(_)
+                    | ControlMessage::Erase { .. }
+                    | ControlMessage::Clear { .. }
+                    | ControlMessage::Freeze { .. }
+                    | ControlMessage::Unfreeze { .. }),
+                )) => {
+                    let _ = events.send(LinkEvent::Agent(msg));
                 }
                 Some(Ok(other)) => tracing::debug!(message = ?other, "control"),
                 Some(Err(e)) => return Err(e),

@@ -15,9 +15,11 @@ use bevy::window::ExitCondition;
 use clap::Parser;
 use farsight_client::{ConnectOptions, Trust, parse_fingerprint};
 use farsight_protocol::{Role, SessionId};
+use farsight_wearable::anchor::AnchorPlugin;
 use farsight_wearable::capture::CapturePlugin;
 use farsight_wearable::headless::{FRAME_STEP, HeadlessPlugin};
 use farsight_wearable::link::LinkPlugin;
+use farsight_wearable::marks::MarksPlugin;
 use farsight_wearable::simulator::SimulatorPlugin;
 use farsight_wearable::snapshot::SnapshotPlugin;
 
@@ -116,6 +118,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             CapturePlugin {
                 frames: args.frames,
             },
+            AnchorPlugin,
+            MarksPlugin,
         ));
     } else if let (Some(frames), Some(screenshot)) = (args.frames, args.screenshot) {
         app.add_plugins((

@@ -19,8 +19,9 @@ const TABLE_TOP_HEIGHT: f32 = 0.75;
 /// The red knob's centre in world space: on the housing's front face (+Z, towards the head),
 /// left of centre, sticking out by half its depth.
 pub const KNOB_POSITION: Vec3 = Vec3::new(-0.07, 0.86, 0.095);
-const KNOB_RADIUS: f32 = 0.03;
-const KNOB_DEPTH: f32 = 0.03;
+pub const KNOB_RADIUS: f32 = 0.03;
+/// How far the knob sticks out along +Z: its front face is at `KNOB_POSITION.z + KNOB_DEPTH / 2`.
+pub const KNOB_DEPTH: f32 = 0.03;
 
 #[derive(Debug)]
 pub struct SimulatorPlugin;

@@ -1,0 +1,214 @@
+//! An agent marks the simulator's red knob on a frame it watched, through a real relay, and
+//! the wearable anchors the mark where the knob is: the world point it sends back is where
+//! the ray through the marked pixel meets the knob's front face, measured, not guessed. A mark
+//! on a frame the wearable no longer remembers falls back to the median plane and says so.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
+use farsight_protocol::control::DepthSource;
+use farsight_protocol::{
+    Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, FrameSeq, ParticipantId,
+    Role, SessionId, Style,
+};
+use farsight_server::{Running, ServeConfig};
+use farsight_wearable::camera_model::to_nalgebra;
+use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION};
+use nalgebra::{Point2, Point3};
+
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 360;
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+/// How far the anchored point may lie from the exact hit on the knob's face.
+const TOLERANCE_M: f64 = 0.005;
+
+struct Wearable {
+    child: tokio::process::Child,
+    log_path: PathBuf,
+}
+
+impl Wearable {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+/// Runs `farsight-wearable --sim --headless` publishing to `running` until killed.
+fn start_wearable(running: &Running, dir: &std::path::Path, token: &str) -> Result<Wearable> {
+    let log_path = dir.join("wearable.log");
+    let log = File::create(&log_path)?;
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
+        .args(["--sim", "--headless", "--server"])
+        .arg(running.quic_addr.to_string())
+        .args(["--token", token, "--fingerprint", &running.fingerprint])
+        .args(["--width", &WIDTH.to_string()])
+        .args(["--height", &HEIGHT.to_string()])
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting farsight-wearable")?;
+    Ok(Wearable { child, log_path })
+}
+
+/// Where the ray from the camera's centre through the knob's centre meets the plane of the
+/// knob's front face: the point a depth measurement at the knob's pixel must give.
+fn expected_hit(camera: &CameraModel) -> Point3<f64> {
+    let eye = Point3::from(camera.pose.translation);
+    let knob = to_nalgebra(KNOB_POSITION);
+    let face_z = f64::from(KNOB_POSITION.z) + f64::from(KNOB_DEPTH) / 2.0;
+    let t = (face_z - eye.z) / (knob.z - eye.z);
+    eye + (knob - eye) * t
+}
+
+fn mark(session: SessionId, id: u64, frame: FrameSeq, points: Vec<[f32; 2]>) -> ControlMessage {
+    ControlMessage::Annotate(Annotate {
+        session,
+        id: AnnotationId(id),
+        author: ParticipantId(0),
+        kind: AnnotationKind::Circle,
+        frame,
+        points,
+        style: Style::default(),
+        text: String::new(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_on_the_knob_is_anchored_on_the_knobs_face() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let running = farsight_server::start(&ServeConfig::ephemeral(dir.path())).await?;
+    let store = &running.shared.store;
+    let (_, wearable_token) = store.create_token(Role::Wearable, "glasses").await?;
+    let (_, agent_token) = store.create_token(Role::Agent, "alice").await?;
+    let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+    let mut wearable = start_wearable(&running, dir.path(), &wearable_token)?;
+
+    let session = loop {
+        if let Some(open) = store.open_sessions().await?.first() {
+            break SessionId(u64::try_from(open.id)?);
+        }
+        if let Some(status) = wearable.child.try_wait()? {
+            bail!(
+                "farsight-wearable exited ({status}); log:\n{}",
+                wearable.log()
+            );
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no session in time; log:\n{}",
+            wearable.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let mut agent = connect(&ConnectOptions {
+        server: running.quic_addr,
+        server_name: "localhost".into(),
+        trust: Trust::Fingerprint(parse_fingerprint(&running.fingerprint)?),
+        role: Role::Agent,
+        token: agent_token,
+        resume: SessionId(0),
+        receive_window: None,
+    })
+    .await?;
+    agent.join(session).await?;
+    let mut watcher = agent.watcher();
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let frame = tokio::time::timeout(left, watcher.next_object())
+        .await
+        .context("no frame in time")?
+        .context("the agent's connection closed")?
+        .object;
+    let camera = frame.camera;
+    let k = camera.intrinsics;
+    ensure!(
+        (k.width, k.height) == (WIDTH, HEIGHT),
+        "frame {} is {}×{}",
+        frame.frame.0,
+        k.width,
+        k.height
+    );
+
+    // A circle around the knob: its centre on the knob's centre, its rim 2 cm to the right.
+    let centre = camera
+        .project(&to_nalgebra(KNOB_POSITION))
+        .context("the knob is behind the camera")?;
+    let rim = camera
+        .project(&(to_nalgebra(KNOB_POSITION) + nalgebra::Vector3::new(0.02, 0.0, 0.0)))
+        .context("the rim is behind the camera")?;
+    let normalised = |p: Point2<f64>| {
+        let n = k.to_normalised(p);
+        [n.x as f32, n.y as f32]
+    };
+    agent
+        .send(&mark(
+            session,
+            1,
+            frame.frame,
+            vec![normalised(centre), normalised(rim)],
+        ))
+        .await?;
+    // A frame long gone (or never seen) can only be anchored on the median plane.
+    agent
+        .send(&mark(
+            session,
+            2,
+            FrameSeq(frame.frame.0 + 1_000_000),
+            vec![[0.5, 0.5]],
+        ))
+        .await?;
+
+    let mut resolved = std::collections::HashMap::new();
+    while resolved.len() < 2 {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (id, depth, points) = agent
+            .wait_for(left, |m| match m {
+                ControlMessage::AnchorResolved {
+                    id, depth, points, ..
+                } => Some((*id, *depth, points.clone())),
+                _ => None,
+            })
+            .await
+            .with_context(|| format!("no AnchorResolved; log:\n{}", wearable.log()))?;
+        resolved.insert(id.0, (depth, points));
+    }
+
+    let (depth, points) = &resolved[&1];
+    ensure!(
+        *depth == DepthSource::Measured,
+        "the knob's mark was anchored by {depth:?}"
+    );
+    ensure!(points.len() == 2, "{} points for 2 marked", points.len());
+    let [x, y, z] = points[0];
+    let got = Point3::new(f64::from(x), f64::from(y), f64::from(z));
+    let expected = expected_hit(&camera);
+    let error = (got - expected).norm();
+    ensure!(
+        error < TOLERANCE_M,
+        "frame {}: the mark's centre anchored at {got}, {:.1} mm from the knob's face at \
+         {expected}",
+        frame.frame.0,
+        error * 1000.0
+    );
+
+    let (depth, points) = &resolved[&2];
+    ensure!(
+        *depth == DepthSource::MedianPlane && points.len() == 1,
+        "the mark on an unknown frame: {depth:?}, {points:?}"
+    );
+
+    ensure!(
+        wearable.child.try_wait()?.is_none(),
+        "farsight-wearable stopped; log:\n{}",
+        wearable.log()
+    );
+    wearable.child.kill().await?;
+    running.shutdown().await;
+    Ok(())
+}
