@@ -12,3 +12,4 @@ pub mod link;
 pub mod marks;
 pub mod simulator;
 pub mod snapshot;
+pub mod stroke;

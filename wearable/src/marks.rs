@@ -1,25 +1,35 @@
 //! Agents' marks drawn in the scene at their anchored world points, so they stay on the
 //! object as the head moves: arrows as a shaft and a head, circles as a ring facing the camera
-//! of the frame they were drawn on, ink as a tube along the stroke, a text label's anchor as a
-//! pin. `Erase` removes one mark, `Clear` all of them.
+//! of the frame they were drawn on, ink as the stroke's segments, a text label's anchor as a
+//! dot. Strokes keep their width on screen (see `stroke`). `Erase` removes one mark, `Clear`
+//! all of them.
 
+use std::f32::consts::TAU;
+
+use bevy::camera::visibility::NoFrustumCulling;
 use bevy::prelude::*;
 use farsight_protocol::{AnnotationId, AnnotationKind, ControlMessage};
 
 use crate::anchor::MarkAnchored;
 use crate::link::LinkEvent;
+use crate::stroke::{StrokeMaterial, StrokePlugin, stroke_mesh};
 
-/// Metres of tube radius per point of stroke width.
-const RADIUS_PER_POINT: f32 = 0.0005;
-const MIN_RADIUS: f32 = 0.001;
-const MAX_RADIUS: f32 = 0.01;
+/// Pixels of stroke width per point of the agent's pen width.
+const PX_PER_POINT: f32 = 1.0;
+const MIN_WIDTH_PX: f32 = 2.0;
+const MAX_WIDTH_PX: f32 = 24.0;
+/// A label's anchor is a dot this many stroke widths across.
+const PIN_WIDTHS: f32 = 3.0;
+/// Segments of a circle's ring.
+const RING_SEGMENTS: usize = 48;
 
 #[derive(Debug)]
 pub struct MarksPlugin;
 
 impl Plugin for MarksPlugin {
     fn build(&self, app: &mut App) {
-        app.add_message::<MarkAnchored>()
+        app.add_plugins(StrokePlugin)
+            .add_message::<MarkAnchored>()
             .add_message::<LinkEvent>()
             .add_systems(Update, (draw_marks, erase_marks).chain());
     }
@@ -37,7 +47,7 @@ pub(crate) fn draw_marks(
     mut commands: Commands,
     mut anchored: MessageReader<MarkAnchored>,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<StrokeMaterial>>,
     existing: Query<(Entity, &Mark)>,
 ) {
     for MarkAnchored {
@@ -49,13 +59,16 @@ pub(crate) fn draw_marks(
             commands.entity(entity).despawn();
         }
         let [r, g, b, a] = mark.style.rgba.to_be_bytes();
-        let material = materials.add(StandardMaterial {
-            base_color: Color::srgba_u8(r, g, b, a),
-            unlit: true,
-            ..default()
-        });
-        let radius = (mark.style.width * RADIUS_PER_POINT).clamp(MIN_RADIUS, MAX_RADIUS);
-        let parts = parts(mark.kind, points, *eye, radius);
+        let color = Color::srgba_u8(r, g, b, a);
+        let mut width = (mark.style.width * PX_PER_POINT).clamp(MIN_WIDTH_PX, MAX_WIDTH_PX);
+        if mark.kind == AnnotationKind::Text {
+            width *= PIN_WIDTHS;
+        }
+        let segments = segments(mark.kind, points, *eye);
+        if segments.is_empty() {
+            continue;
+        }
+        let mesh = meshes.add(stroke_mesh(&segments));
         commands
             .spawn((
                 Name::new(format!("mark {}", mark.id)),
@@ -64,12 +77,13 @@ pub(crate) fn draw_marks(
                 Visibility::Visible,
             ))
             .with_children(|parent| {
-                for (shape, transform) in parts {
+                for behind in [false, true] {
                     parent.spawn((
                         MarkPart,
-                        Mesh3d(meshes.add(shape)),
-                        MeshMaterial3d(material.clone()),
-                        transform,
+                        Mesh3d(mesh.clone()),
+                        MeshMaterial3d(materials.add(StrokeMaterial::new(color, width, behind))),
+                        // The mesh's bounds are its centre lines; the GPU widens them.
+                        NoFrustumCulling,
                     ));
                 }
             });
@@ -98,62 +112,45 @@ fn erase_marks(
     }
 }
 
-/// The meshes of a mark and where each goes, in world space.
-fn parts(kind: AnnotationKind, points: &[Vec3], eye: Vec3, radius: f32) -> Vec<(Mesh, Transform)> {
+/// The segments a mark is drawn as, in world space.
+fn segments(kind: AnnotationKind, points: &[Vec3], eye: Vec3) -> Vec<(Vec3, Vec3)> {
     match (kind, points) {
-        (AnnotationKind::Arrow, [tail, head, ..]) => arrow(*tail, *head, radius),
+        (AnnotationKind::Arrow, [tail, head, ..]) => arrow(*tail, *head, eye),
         (AnnotationKind::Circle, [centre, rim, ..]) => {
             let facing = (eye - *centre).try_normalize().unwrap_or(Vec3::Z);
-            let ring = centre.distance(*rim).max(2.0 * radius);
-            vec![(
-                Torus::new(ring - radius, ring + radius).into(),
-                Transform::from_translation(*centre)
-                    .with_rotation(Quat::from_rotation_arc(Vec3::Y, facing)),
-            )]
+            let radius = centre.distance(*rim);
+            let rotation = Quat::from_rotation_arc(Vec3::Z, facing);
+            let at = |i: usize| {
+                let angle = TAU * i as f32 / RING_SEGMENTS as f32;
+                *centre + rotation * Vec3::new(angle.cos(), angle.sin(), 0.0) * radius
+            };
+            (0..RING_SEGMENTS).map(|i| (at(i), at(i + 1))).collect()
         }
-        (AnnotationKind::Ink, [_, _, ..]) => points
-            .windows(2)
-            .filter_map(|pair| segment(pair[0], pair[1], radius))
-            .collect(),
-        (_, [point, ..]) => vec![(
-            Sphere::new(3.0 * radius).into(),
-            Transform::from_translation(*point),
-        )],
+        (AnnotationKind::Ink, [_, _, ..]) => {
+            points.windows(2).map(|pair| (pair[0], pair[1])).collect()
+        }
+        (_, [point, ..]) => vec![(*point, *point)],
         (_, []) => Vec::new(),
     }
 }
 
-/// A shaft from `tail` to the base of a cone whose tip is at `head`.
-fn arrow(tail: Vec3, head: Vec3, radius: f32) -> Vec<(Mesh, Transform)> {
-    let Some(along) = (head - tail).try_normalize() else {
-        return vec![(
-            Sphere::new(3.0 * radius).into(),
-            Transform::from_translation(head),
-        )];
+/// A shaft from `tail` to `head` and two barbs back from `head`, in the plane that faces the
+/// eye.
+fn arrow(tail: Vec3, head: Vec3, eye: Vec3) -> Vec<(Vec3, Vec3)> {
+    let Some(back) = (tail - head).try_normalize() else {
+        return vec![(head, head)];
     };
-    let cone_height = (8.0 * radius).min(tail.distance(head));
-    let base = head - along * cone_height;
-    let mut parts: Vec<_> = segment(tail, base, radius).into_iter().collect();
-    parts.push((
-        Cone {
-            radius: 3.0 * radius,
-            height: cone_height,
-        }
-        .into(),
-        Transform::from_translation(head - along * cone_height / 2.0)
-            .with_rotation(Quat::from_rotation_arc(Vec3::Y, along)),
-    ));
-    parts
-}
-
-/// A tube of `radius` from `a` to `b`, or nothing when they coincide.
-fn segment(a: Vec3, b: Vec3, radius: f32) -> Option<(Mesh, Transform)> {
-    let along = (b - a).try_normalize()?;
-    Some((
-        Cylinder::new(radius, a.distance(b)).into(),
-        Transform::from_translation((a + b) / 2.0)
-            .with_rotation(Quat::from_rotation_arc(Vec3::Y, along)),
-    ))
+    let side = back
+        .cross(eye - head)
+        .try_normalize()
+        .unwrap_or(back.any_orthonormal_vector());
+    let barb = 0.3 * tail.distance(head);
+    let (along, across) = (back * barb * 0.87, side * barb * 0.5);
+    vec![
+        (tail, head),
+        (head, head + along + across),
+        (head, head + along - across),
+    ]
 }
 
 #[cfg(test)]
@@ -162,18 +159,21 @@ mod tests {
     use farsight_protocol::SessionId;
 
     #[test]
-    fn every_kind_gets_its_parts() {
+    fn every_kind_gets_its_segments() {
         let (a, b, c) = (
             Vec3::ZERO,
             Vec3::new(0.1, 0.0, 0.0),
             Vec3::new(0.1, 0.1, 0.0),
         );
         let eye = Vec3::new(0.0, 0.0, 1.0);
-        assert_eq!(parts(AnnotationKind::Arrow, &[a, b], eye, 0.002).len(), 2);
-        assert_eq!(parts(AnnotationKind::Circle, &[a, b], eye, 0.002).len(), 1);
-        assert_eq!(parts(AnnotationKind::Ink, &[a, b, c], eye, 0.002).len(), 2);
-        assert_eq!(parts(AnnotationKind::Text, &[a], eye, 0.002).len(), 1);
-        assert!(parts(AnnotationKind::Ink, &[], eye, 0.002).is_empty());
+        assert_eq!(segments(AnnotationKind::Arrow, &[a, b], eye).len(), 3);
+        assert_eq!(
+            segments(AnnotationKind::Circle, &[a, b], eye).len(),
+            RING_SEGMENTS
+        );
+        assert_eq!(segments(AnnotationKind::Ink, &[a, b, c], eye).len(), 2);
+        assert_eq!(segments(AnnotationKind::Text, &[a], eye), [(a, a)]);
+        assert!(segments(AnnotationKind::Ink, &[], eye).is_empty());
     }
 
     fn anchored(id: u64) -> MarkAnchored {
@@ -213,8 +213,7 @@ mod tests {
             bevy::asset::AssetPlugin::default(),
             MarksPlugin,
         ))
-        .init_asset::<Mesh>()
-        .init_asset::<StandardMaterial>();
+        .init_asset::<Mesh>();
         for id in 1..=3 {
             app.world_mut().write_message(anchored(id));
         }
@@ -225,7 +224,7 @@ mod tests {
             .query_filtered::<(), With<MarkPart>>()
             .iter(app.world())
             .count();
-        assert_eq!(parts, 6, "a shaft and a head for each arrow");
+        assert_eq!(parts, 6, "each arrow drawn, and hinted where hidden");
 
         let session = SessionId(1);
         app.world_mut()
@@ -251,14 +250,25 @@ mod tests {
     #[test]
     fn circle_faces_the_camera_it_was_drawn_from() {
         let eye = Vec3::new(0.0, 0.0, 1.0);
-        let parts = parts(
+        let ring = segments(
             AnnotationKind::Circle,
             &[Vec3::ZERO, Vec3::new(0.05, 0.0, 0.0)],
             eye,
-            0.002,
         );
-        let (_, transform) = &parts[0];
-        // The torus's axis (its local Y) points at the eye.
-        assert!((transform.rotation * Vec3::Y).distance(Vec3::Z) < 1e-5);
+        // Every point of the ring is on the circle, in the plane facing the eye.
+        for (a, _) in ring {
+            assert!((a.length() - 0.05).abs() < 1e-5, "{a} is off the ring");
+            assert!(a.z.abs() < 1e-5, "{a} is out of the plane facing the eye");
+        }
+    }
+
+    #[test]
+    fn arrow_barbs_meet_at_the_head() {
+        let head = Vec3::new(0.1, 0.0, 0.0);
+        let arrow = segments(AnnotationKind::Arrow, &[Vec3::ZERO, head], Vec3::Z);
+        for (from, to) in &arrow[1..] {
+            assert_eq!(*from, head);
+            assert!(to.x < head.x && to.z.abs() < 1e-6, "barb to {to}");
+        }
     }
 }
