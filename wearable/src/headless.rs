@@ -22,6 +22,28 @@ pub const FRAME_STEP: Duration = Duration::from_nanos(1_000_000_000 / 30);
 /// Render frames with every pipeline ready before a picture is trusted.
 const READY_FRAMES: u32 = 3;
 
+/// A Bevy app that renders the simulator off-screen at `size`: no window, pipelines compiled
+/// in the frame that asks for them (so the first frames are drawn whole), a fixed time step.
+/// The binary and the render tests add their own plugins on top.
+pub fn simulator_app(size: UVec2) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        DefaultPlugins
+            .set(bevy::window::WindowPlugin {
+                primary_window: None,
+                exit_condition: bevy::window::ExitCondition::DontExit,
+                ..default()
+            })
+            .set(bevy::render::RenderPlugin {
+                synchronous_pipeline_compilation: true,
+                ..default()
+            }),
+        crate::simulator::SimulatorPlugin,
+        HeadlessPlugin { size },
+    ));
+    app
+}
+
 #[derive(Debug, Clone)]
 pub struct HeadlessPlugin {
     pub size: UVec2,

@@ -10,17 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
-use bevy::render::RenderPlugin;
-use bevy::window::ExitCondition;
 use clap::Parser;
 use farsight_client::{ConnectOptions, Trust, parse_fingerprint};
 use farsight_protocol::{Role, SessionId};
 use farsight_wearable::anchor::AnchorPlugin;
 use farsight_wearable::capture::CapturePlugin;
-use farsight_wearable::headless::{FRAME_STEP, HeadlessPlugin};
+use farsight_wearable::headless::{FRAME_STEP, simulator_app};
 use farsight_wearable::link::LinkPlugin;
 use farsight_wearable::marks::MarksPlugin;
-use farsight_wearable::simulator::SimulatorPlugin;
 use farsight_wearable::snapshot::SnapshotPlugin;
 
 #[derive(Parser, Debug)]
@@ -93,23 +90,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let size = UVec2::new(args.width, args.height);
-    let mut app = App::new();
-    app.add_plugins((
-        DefaultPlugins
-            .set(WindowPlugin {
-                primary_window: None,
-                exit_condition: ExitCondition::DontExit,
-                ..default()
-            })
-            .set(RenderPlugin {
-                // Compile each pipeline in the frame that asks for it, so the first frames
-                // are drawn whole rather than missing the meshes still compiling.
-                synchronous_pipeline_compilation: true,
-                ..default()
-            }),
-        SimulatorPlugin,
-        HeadlessPlugin { size },
-    ));
+    let mut app = simulator_app(size);
     if let Some(options) = link {
         // At most one frame per 1/30 s, so the stream plays at the glasses' rate.
         app.add_plugins((

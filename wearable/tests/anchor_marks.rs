@@ -3,58 +3,21 @@
 //! the ray through the marked pixel meets the knob's front face, measured, not guessed. A mark
 //! on a frame the wearable no longer remembers falls back to the median plane and says so.
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
+mod support;
 
-use anyhow::{Context, Result, bail, ensure};
-use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
+use anyhow::{Context, Result, ensure};
 use farsight_protocol::control::DepthSource;
 use farsight_protocol::{
     Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, FrameSeq, ParticipantId,
-    Role, SessionId, Style,
+    SessionId, Style,
 };
-use farsight_server::{Running, ServeConfig};
 use farsight_wearable::camera_model::to_nalgebra;
 use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION};
 use nalgebra::{Point2, Point3};
+use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH};
 
-const WIDTH: u32 = 640;
-const HEIGHT: u32 = 360;
-const RUN_LIMIT: Duration = Duration::from_secs(300);
 /// How far the anchored point may lie from the exact hit on the knob's face.
 const TOLERANCE_M: f64 = 0.005;
-
-struct Wearable {
-    child: tokio::process::Child,
-    log_path: PathBuf,
-}
-
-impl Wearable {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-}
-
-/// Runs `farsight-wearable --sim --headless` publishing to `running` until killed.
-fn start_wearable(running: &Running, dir: &std::path::Path, token: &str) -> Result<Wearable> {
-    let log_path = dir.join("wearable.log");
-    let log = File::create(&log_path)?;
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
-        .args(["--sim", "--headless", "--server"])
-        .arg(running.quic_addr.to_string())
-        .args(["--token", token, "--fingerprint", &running.fingerprint])
-        .args(["--width", &WIDTH.to_string()])
-        .args(["--height", &HEIGHT.to_string()])
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting farsight-wearable")?;
-    Ok(Wearable { child, log_path })
-}
 
 /// Where the ray from the camera's centre through the knob's centre meets the plane of the
 /// knob's front face: the point a depth measurement at the knob's pixel must give.
@@ -81,44 +44,11 @@ fn mark(session: SessionId, id: u64, frame: FrameSeq, points: Vec<[f32; 2]>) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mark_on_the_knob_is_anchored_on_the_knobs_face() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let running = farsight_server::start(&ServeConfig::ephemeral(dir.path())).await?;
-    let store = &running.shared.store;
-    let (_, wearable_token) = store.create_token(Role::Wearable, "glasses").await?;
-    let (_, agent_token) = store.create_token(Role::Agent, "alice").await?;
+    let relay = Relay::start().await?;
     let deadline = tokio::time::Instant::now() + RUN_LIMIT;
-    let mut wearable = start_wearable(&running, dir.path(), &wearable_token)?;
-
-    let session = loop {
-        if let Some(open) = store.open_sessions().await?.first() {
-            break SessionId(u64::try_from(open.id)?);
-        }
-        if let Some(status) = wearable.child.try_wait()? {
-            bail!(
-                "farsight-wearable exited ({status}); log:\n{}",
-                wearable.log()
-            );
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no session in time; log:\n{}",
-            wearable.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-
-    let mut agent = connect(&ConnectOptions {
-        server: running.quic_addr,
-        server_name: "localhost".into(),
-        trust: Trust::Fingerprint(parse_fingerprint(&running.fingerprint)?),
-        role: Role::Agent,
-        token: agent_token,
-        resume: SessionId(0),
-        receive_window: None,
-    })
-    .await?;
-    agent.join(session).await?;
-    let mut watcher = agent.watcher();
+    let mut wearable = relay.wearable(&relay.wearable_token, &[])?;
+    let session = relay.session(&mut wearable, deadline).await?;
+    let (mut agent, mut watcher) = relay.watch(session).await?;
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let frame = tokio::time::timeout(left, watcher.next_object())
         .await
@@ -209,6 +139,6 @@ async fn a_mark_on_the_knob_is_anchored_on_the_knobs_face() -> Result<()> {
         wearable.log()
     );
     wearable.child.kill().await?;
-    running.shutdown().await;
+    relay.running.shutdown().await;
     Ok(())
 }

@@ -10,20 +10,16 @@ use anyhow::{Context, Result, ensure};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::camera::CameraProjection;
 use bevy::prelude::*;
-use bevy::render::RenderPlugin;
-use bevy::window::ExitCondition;
 use farsight_protocol::{
     Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, FrameSeq, Intrinsics,
     ParticipantId, Pose, SessionId, Style,
 };
 use farsight_wearable::anchor::{AnchorPlugin, FramePublished};
 use farsight_wearable::camera_model::{camera_model, to_nalgebra};
-use farsight_wearable::headless::HeadlessPlugin;
+use farsight_wearable::headless::simulator_app;
 use farsight_wearable::link::LinkEvent;
 use farsight_wearable::marks::MarksPlugin;
-use farsight_wearable::simulator::{
-    HEAD_VFOV_DEGREES, HeadPath, KNOB_DEPTH, KNOB_POSITION, SimulatorPlugin,
-};
+use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath, KNOB_DEPTH, KNOB_POSITION};
 use farsight_wearable::snapshot::{SnapshotPlugin, record_path};
 use nalgebra::{Point2, Point3, Quaternion, UnitQuaternion, Vector3};
 use serde_json::Value;
@@ -115,20 +111,8 @@ fn saved_camera(png: &Path) -> Result<CameraModel> {
 fn a_mark_anchored_at_time_zero_is_drawn_on_the_knob_later() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let png = dir.path().join("later.png");
-    let mut app = App::new();
+    let mut app = simulator_app(SIZE);
     app.add_plugins((
-        DefaultPlugins
-            .set(WindowPlugin {
-                primary_window: None,
-                exit_condition: ExitCondition::DontExit,
-                ..default()
-            })
-            .set(RenderPlugin {
-                synchronous_pipeline_compilation: true,
-                ..default()
-            }),
-        SimulatorPlugin,
-        HeadlessPlugin { size: SIZE },
         ScheduleRunnerPlugin::run_loop(Duration::ZERO),
         SnapshotPlugin {
             frames: LATER_FRAME,

@@ -4,39 +4,23 @@
 //! time — the relay sees the stream's pose metadata match the simulator's path. When the
 //! relay restarts, the wearable resumes the same session by itself.
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::Stdio;
+mod support;
+
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use bevy::camera::PerspectiveProjection;
 use bevy::math::UVec2;
 use bevy::transform::components::GlobalTransform;
-use farsight_client::{ConnectOptions, Received, Trust, Watcher, connect, parse_fingerprint};
-use farsight_protocol::{CameraModel, Micros, Role, SessionId};
-use farsight_server::{Running, ServeConfig};
+use farsight_client::Received;
+use farsight_protocol::{CameraModel, Micros};
 use farsight_wearable::camera_model::camera_model;
 use farsight_wearable::headless::FRAME_STEP;
 use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath};
+use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH};
 
-const WIDTH: u32 = 640;
-const HEIGHT: u32 = 360;
 /// Two groups of pictures (x264 opens a group every 30 frames) and part of a third.
 const FRAMES: u64 = 45;
-const RUN_LIMIT: Duration = Duration::from_secs(300);
-
-fn options(running: &Running, role: Role, token: &str) -> Result<ConnectOptions> {
-    Ok(ConnectOptions {
-        server: running.quic_addr,
-        server_name: "localhost".into(),
-        trust: Trust::Fingerprint(parse_fingerprint(&running.fingerprint)?),
-        role,
-        token: token.to_owned(),
-        resume: SessionId(0),
-        receive_window: None,
-    })
-}
 
 /// The NAL unit types of an Annex-B access unit, in order.
 fn nal_types(payload: &[u8]) -> Vec<u8> {
@@ -110,135 +94,6 @@ fn check_frame(received: &Received) -> Result<()> {
         "frame {seq}: intrinsics {k:?}, expected {e:?}"
     );
     Ok(())
-}
-
-/// A relay on loopback in a temporary directory, and a wearable token for it.
-struct Relay {
-    running: Running,
-    dir: tempfile::TempDir,
-    wearable_token: String,
-}
-
-impl Relay {
-    async fn start() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let running = farsight_server::start(&ServeConfig::ephemeral(dir.path())).await?;
-        let (_, wearable_token) = running
-            .shared
-            .store
-            .create_token(Role::Wearable, "glasses")
-            .await?;
-        Ok(Self {
-            running,
-            dir,
-            wearable_token,
-        })
-    }
-
-    /// Stops the relay and starts it again on the same ports, certificate and database.
-    async fn restart(self) -> Result<Self> {
-        let mut config = ServeConfig::ephemeral(self.dir.path());
-        config.quic_listen = self.running.quic_addr;
-        config.http_listen = self.running.http_addr;
-        self.running.shutdown().await;
-        Ok(Self {
-            running: farsight_server::start(&config).await?,
-            ..self
-        })
-    }
-
-    /// Runs `farsight-wearable --sim --headless` publishing here; its output goes to a log.
-    fn wearable(&self, token: &str, extra: &[&str]) -> Result<Wearable> {
-        let log_path = self.dir.path().join("wearable.log");
-        let log = File::create(&log_path)?;
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
-            .args(["--sim", "--headless", "--server"])
-            .arg(self.running.quic_addr.to_string())
-            .args(["--token", token, "--fingerprint", &self.running.fingerprint])
-            .args([
-                "--width",
-                &WIDTH.to_string(),
-                "--height",
-                &HEIGHT.to_string(),
-            ])
-            .args(extra)
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting farsight-wearable")?;
-        Ok(Wearable { child, log_path })
-    }
-
-    /// The session the wearable opened, once it has.
-    async fn session(
-        &self,
-        wearable: &mut Wearable,
-        deadline: tokio::time::Instant,
-    ) -> Result<SessionId> {
-        loop {
-            if let Some(open) = self.running.shared.store.open_sessions().await?.first() {
-                return Ok(SessionId(u64::try_from(open.id)?));
-            }
-            if let Some(status) = wearable.child.try_wait()? {
-                bail!(
-                    "farsight-wearable exited ({status}) before publishing; log:\n{}",
-                    wearable.log()
-                );
-            }
-            ensure!(
-                tokio::time::Instant::now() < deadline,
-                "no session in time; log:\n{}",
-                wearable.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// An agent watching `session`; the connection lives as long as the watcher is read.
-    async fn watch(&self, session: SessionId) -> Result<(farsight_client::Connection, Watcher)> {
-        let (_, token) = self
-            .running
-            .shared
-            .store
-            .create_token(Role::Agent, "alice")
-            .await?;
-        let mut agent = connect(&options(&self.running, Role::Agent, &token)?).await?;
-        agent.join(session).await?;
-        let watcher = agent.watcher();
-        Ok((agent, watcher))
-    }
-}
-
-struct Wearable {
-    child: tokio::process::Child,
-    log_path: PathBuf,
-}
-
-impl Wearable {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Frames from `watcher` until `done` says so.
-    async fn receive(
-        &self,
-        watcher: &mut Watcher,
-        deadline: tokio::time::Instant,
-        mut done: impl FnMut(&[Received]) -> bool,
-    ) -> Result<Vec<Received>> {
-        let mut frames = Vec::new();
-        while !done(&frames) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, watcher.next_object()).await {
-                Ok(Some(received)) => frames.push(received),
-                Ok(None) => bail!("the agent's connection closed; log:\n{}", self.log()),
-                Err(_) => bail!("only {} frames in time; log:\n{}", frames.len(), self.log()),
-            }
-        }
-        Ok(frames)
-    }
 }
 
 /// A key frame first, then consecutive frames in order, each a well-formed access unit with

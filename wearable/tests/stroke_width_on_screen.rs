@@ -9,17 +9,15 @@ use anyhow::{Result, ensure};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::camera::CameraProjection;
 use bevy::prelude::*;
-use bevy::render::RenderPlugin;
-use bevy::window::ExitCondition;
 use farsight_protocol::control::DepthSource;
 use farsight_protocol::{
     Annotate, AnnotationId, AnnotationKind, CameraModel, FrameSeq, ParticipantId, SessionId, Style,
 };
 use farsight_wearable::anchor::MarkAnchored;
 use farsight_wearable::camera_model::camera_model;
-use farsight_wearable::headless::HeadlessPlugin;
+use farsight_wearable::headless::simulator_app;
 use farsight_wearable::marks::MarksPlugin;
-use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath, SimulatorPlugin};
+use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath};
 use farsight_wearable::snapshot::SnapshotPlugin;
 use image::RgbImage;
 use nalgebra::Point2;
@@ -93,20 +91,8 @@ fn width_px(picture: &RgbImage, rgb: [u8; 3]) -> u32 {
 fn strokes_are_as_wide_on_screen_near_as_far() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let png = dir.path().join("strokes.png");
-    let mut app = App::new();
+    let mut app = simulator_app(SIZE);
     app.add_plugins((
-        DefaultPlugins
-            .set(WindowPlugin {
-                primary_window: None,
-                exit_condition: ExitCondition::DontExit,
-                ..default()
-            })
-            .set(RenderPlugin {
-                synchronous_pipeline_compilation: true,
-                ..default()
-            }),
-        SimulatorPlugin,
-        HeadlessPlugin { size: SIZE },
         ScheduleRunnerPlugin::run_loop(Duration::ZERO),
         SnapshotPlugin {
             frames: 1,

@@ -1,0 +1,162 @@
+//! A relay on loopback and the real `farsight-wearable` binary publishing to it, for the
+//! tests that go through the relay.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use farsight_client::{ConnectOptions, Received, Trust, Watcher, connect, parse_fingerprint};
+use farsight_protocol::{Role, SessionId};
+use farsight_server::{Running, ServeConfig};
+
+pub const WIDTH: u32 = 640;
+pub const HEIGHT: u32 = 360;
+/// The most any test here waits for the wearable (software rendering is slow).
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+pub fn options(running: &Running, role: Role, token: &str) -> Result<ConnectOptions> {
+    Ok(ConnectOptions {
+        server: running.quic_addr,
+        server_name: "localhost".into(),
+        trust: Trust::Fingerprint(parse_fingerprint(&running.fingerprint)?),
+        role,
+        token: token.to_owned(),
+        resume: SessionId(0),
+        receive_window: None,
+    })
+}
+
+/// A relay on loopback in a temporary directory, and a wearable token for it.
+pub struct Relay {
+    pub running: Running,
+    dir: tempfile::TempDir,
+    pub wearable_token: String,
+}
+
+impl Relay {
+    pub async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let running = farsight_server::start(&ServeConfig::ephemeral(dir.path())).await?;
+        let (_, wearable_token) = running
+            .shared
+            .store
+            .create_token(Role::Wearable, "glasses")
+            .await?;
+        Ok(Self {
+            running,
+            dir,
+            wearable_token,
+        })
+    }
+
+    /// Stops the relay and starts it again on the same ports, certificate and database.
+    pub async fn restart(self) -> Result<Self> {
+        let mut config = ServeConfig::ephemeral(self.dir.path());
+        config.quic_listen = self.running.quic_addr;
+        config.http_listen = self.running.http_addr;
+        self.running.shutdown().await;
+        Ok(Self {
+            running: farsight_server::start(&config).await?,
+            ..self
+        })
+    }
+
+    /// Runs `farsight-wearable --sim --headless` publishing here; its output goes to a log.
+    pub fn wearable(&self, token: &str, extra: &[&str]) -> Result<Wearable> {
+        let log_path = self.dir.path().join("wearable.log");
+        let log = File::create(&log_path)?;
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
+            .args(["--sim", "--headless", "--server"])
+            .arg(self.running.quic_addr.to_string())
+            .args(["--token", token, "--fingerprint", &self.running.fingerprint])
+            .args([
+                "--width",
+                &WIDTH.to_string(),
+                "--height",
+                &HEIGHT.to_string(),
+            ])
+            .args(extra)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting farsight-wearable")?;
+        Ok(Wearable { child, log_path })
+    }
+
+    /// The session the wearable opened, once it has.
+    pub async fn session(
+        &self,
+        wearable: &mut Wearable,
+        deadline: tokio::time::Instant,
+    ) -> Result<SessionId> {
+        loop {
+            if let Some(open) = self.running.shared.store.open_sessions().await?.first() {
+                return Ok(SessionId(u64::try_from(open.id)?));
+            }
+            if let Some(status) = wearable.child.try_wait()? {
+                bail!(
+                    "farsight-wearable exited ({status}) before publishing; log:\n{}",
+                    wearable.log()
+                );
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no session in time; log:\n{}",
+                wearable.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// An agent watching `session`; the connection lives as long as the watcher is read.
+    pub async fn watch(
+        &self,
+        session: SessionId,
+    ) -> Result<(farsight_client::Connection, Watcher)> {
+        let (_, token) = self
+            .running
+            .shared
+            .store
+            .create_token(Role::Agent, "alice")
+            .await?;
+        let mut agent = connect(&options(&self.running, Role::Agent, &token)?).await?;
+        agent.join(session).await?;
+        let watcher = agent.watcher();
+        Ok((agent, watcher))
+    }
+}
+
+pub struct Wearable {
+    pub child: tokio::process::Child,
+    log_path: PathBuf,
+}
+
+impl Wearable {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Frames from `watcher` until `done` says so.
+    pub async fn receive(
+        &self,
+        watcher: &mut Watcher,
+        deadline: tokio::time::Instant,
+        mut done: impl FnMut(&[Received]) -> bool,
+    ) -> Result<Vec<Received>> {
+        let mut frames = Vec::new();
+        while !done(&frames) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, watcher.next_object()).await {
+                Ok(Some(received)) => frames.push(received),
+                Ok(None) => bail!("the agent's connection closed; log:\n{}", self.log()),
+                Err(_) => bail!("only {} frames in time; log:\n{}", frames.len(), self.log()),
+            }
+        }
+        Ok(frames)
+    }
+}
