@@ -66,6 +66,16 @@ impl Relay {
 
     /// Runs `farsight-wearable --sim --headless` publishing here; its output goes to a log.
     pub fn wearable(&self, token: &str, extra: &[&str]) -> Result<Wearable> {
+        self.wearable_sized(token, (WIDTH, HEIGHT), extra)
+    }
+
+    /// The same, rendering and publishing at `size`.
+    pub fn wearable_sized(
+        &self,
+        token: &str,
+        size: (u32, u32),
+        extra: &[&str],
+    ) -> Result<Wearable> {
         let log_path = self.dir.path().join("wearable.log");
         let log = File::create(&log_path)?;
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
@@ -74,9 +84,9 @@ impl Relay {
             .args(["--token", token, "--fingerprint", &self.running.fingerprint])
             .args([
                 "--width",
-                &WIDTH.to_string(),
+                &size.0.to_string(),
                 "--height",
-                &HEIGHT.to_string(),
+                &size.1.to_string(),
             ])
             .args(extra)
             .stdout(log.try_clone()?)
