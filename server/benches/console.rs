@@ -20,13 +20,6 @@ use farsight_server::probe::{self, EncoderSettings, PublishOptions};
 use farsight_server::{Running, ServeConfig};
 use serde_json::json;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
-}
-
 fn options(running: &Running, role: Role, token: &str) -> ConnectOptions {
     ConnectOptions {
         server: running.quic_addr,
@@ -125,12 +118,12 @@ async fn main() {
         println!(
             "{}: capture → painted p50 {:.1} ms p95 {:.1} ms ({} frames, {}); native QUIC watcher p50 {:.1} ms p95 {:.1} ms",
             window.transport,
-            percentile(&window.browser_ms, 50.0),
-            percentile(&window.browser_ms, 95.0),
+            common::percentile(&window.browser_ms, 50.0),
+            common::percentile(&window.browser_ms, 95.0),
             window.browser_ms.len(),
             window.dropped,
-            percentile(&window.native_ms, 50.0),
-            percentile(&window.native_ms, 95.0),
+            common::percentile(&window.native_ms, 50.0),
+            common::percentile(&window.native_ms, 95.0),
         );
         let _ = driver.child.wait().await;
         windows.push(window);
@@ -141,8 +134,8 @@ async fn main() {
         .iter()
         .map(|w| {
             json!({"transport": w.transport, "frames_painted": w.browser_ms.len(), "dropped": w.dropped,
-                "painted_ms_p50": percentile(&w.browser_ms, 50.0), "painted_ms_p95": percentile(&w.browser_ms, 95.0),
-                "native_received_ms_p50": percentile(&w.native_ms, 50.0), "native_received_ms_p95": percentile(&w.native_ms, 95.0)})
+                "painted_ms_p50": common::percentile(&w.browser_ms, 50.0), "painted_ms_p95": common::percentile(&w.browser_ms, 95.0),
+                "native_received_ms_p50": common::percentile(&w.native_ms, 50.0), "native_received_ms_p95": common::percentile(&w.native_ms, 95.0)})
         })
         .collect();
     common::write_json(
@@ -157,10 +150,10 @@ async fn main() {
             format!(
                 "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} ({}) |\n",
                 w.transport,
-                percentile(&w.browser_ms, 50.0),
-                percentile(&w.browser_ms, 95.0),
-                percentile(&w.native_ms, 50.0),
-                percentile(&w.native_ms, 95.0),
+                common::percentile(&w.browser_ms, 50.0),
+                common::percentile(&w.browser_ms, 95.0),
+                common::percentile(&w.native_ms, 50.0),
+                common::percentile(&w.native_ms, 95.0),
                 w.browser_ms.len(),
                 w.dropped
             )

@@ -341,15 +341,6 @@ fn added_latency_ms(r: &Received) -> f64 {
     (arrived_us - r.object.capture.0 as f64) / 1000.0
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 // ---------------------------------------------------------------------------------------
 // One case: a publisher and N watchers
 
@@ -425,10 +416,10 @@ async fn relay_case(server: &ServerChild, watchers: usize, length: Duration) -> 
         server_cpu_seconds,
         bench_cpu_seconds,
         cpu_seconds_per_gbit: server_cpu_seconds / (bits / 1e9),
-        p50_ms: percentile(&tally.delays_ms, 50.0),
-        p99_ms: percentile(&tally.delays_ms, 99.0),
+        p50_ms: common::percentile(&tally.delays_ms, 50.0),
+        p99_ms: common::percentile(&tally.delays_ms, 99.0),
         max_ms: tally.delays_ms.last().copied().unwrap_or(f64::NAN),
-        keyframe_p99_ms: percentile(&tally.keyframe_delays_ms, 99.0),
+        keyframe_p99_ms: common::percentile(&tally.keyframe_delays_ms, 99.0),
         latency_samples: tally.delays_ms.len(),
         frames_expected: frames * watchers as u64,
         frames_received: tally.frames,

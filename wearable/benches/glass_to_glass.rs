@@ -30,13 +30,6 @@ struct Window {
     delays_ms: Vec<f64>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
-}
-
 /// Frames seen by `watcher` over `length`, after a warm-up.
 async fn measure(watcher: &mut Watcher, length: Duration) -> Window {
     let warm = Instant::now() + WARM_UP;
@@ -113,35 +106,27 @@ async fn main() {
         let relay = Relay::start().await.expect("relay starts");
         let sim = simulator(&relay, size, length).await;
         let reference = probe(&relay, size, length).await;
-        println!(
-            "{}×{}: simulator {:.1} fps, glass-to-glass p50 {:.1} ms p95 {:.1} ms; probe {:.1} fps, p50 {:.1} ms p95 {:.1} ms",
+        let row = format!(
+            "| {}×{} | {:.1} fps | {:.1} ms | {:.1} ms | {:.1} fps | {:.1} ms | {:.1} ms |",
             size.0,
             size.1,
             sim.fps,
-            percentile(&sim.delays_ms, 50.0),
-            percentile(&sim.delays_ms, 95.0),
+            common::percentile(&sim.delays_ms, 50.0),
+            common::percentile(&sim.delays_ms, 95.0),
             reference.fps,
-            percentile(&reference.delays_ms, 50.0),
-            percentile(&reference.delays_ms, 95.0),
+            common::percentile(&reference.delays_ms, 50.0),
+            common::percentile(&reference.delays_ms, 95.0),
         );
-        table.push_str(&format!(
-            "| {}×{} | {:.1} fps | {:.1} ms | {:.1} ms | {:.1} fps | {:.1} ms | {:.1} ms |\n",
-            size.0,
-            size.1,
-            sim.fps,
-            percentile(&sim.delays_ms, 50.0),
-            percentile(&sim.delays_ms, 95.0),
-            reference.fps,
-            percentile(&reference.delays_ms, 50.0),
-            percentile(&reference.delays_ms, 95.0),
-        ));
+        println!("{row}");
+        table.push_str(&row);
+        table.push('\n');
         rows.push(json!({"width": size.0, "height": size.1,
             "simulator": {"frames": sim.frames, "fps": sim.fps,
-                "glass_to_glass_ms_p50": percentile(&sim.delays_ms, 50.0),
-                "glass_to_glass_ms_p95": percentile(&sim.delays_ms, 95.0)},
+                "glass_to_glass_ms_p50": common::percentile(&sim.delays_ms, 50.0),
+                "glass_to_glass_ms_p95": common::percentile(&sim.delays_ms, 95.0)},
             "probe": {"frames": reference.frames, "fps": reference.fps,
-                "glass_to_glass_ms_p50": percentile(&reference.delays_ms, 50.0),
-                "glass_to_glass_ms_p95": percentile(&reference.delays_ms, 95.0)}}));
+                "glass_to_glass_ms_p50": common::percentile(&reference.delays_ms, 50.0),
+                "glass_to_glass_ms_p95": common::percentile(&reference.delays_ms, 95.0)}}));
         relay.running.shutdown().await;
     }
     common::write_json(

@@ -11,6 +11,17 @@ use bevy::render::view::Msaa;
 /// Vertical field of view of the simulated glasses' camera.
 pub const HEAD_VFOV_DEGREES: f32 = 60.0;
 
+/// The head's camera `seconds` along its path, rendering `size` pixels, in the protocol's
+/// camera model: what a frame rendered then carries.
+pub fn head_camera(seconds: f32, size: UVec2) -> farsight_protocol::CameraModel {
+    let projection = PerspectiveProjection {
+        fov: HEAD_VFOV_DEGREES.to_radians(),
+        ..default()
+    };
+    let head = GlobalTransform::from(HeadPath::default().pose_at(seconds));
+    crate::camera_model::camera_model(&head, &projection, size)
+}
+
 /// Where the device's housing sits: its centre, on the table top.
 const DEVICE_CENTRE: Vec3 = Vec3::new(0.0, 0.84, 0.0);
 const HOUSING_SIZE: Vec3 = Vec3::new(0.30, 0.18, 0.16);

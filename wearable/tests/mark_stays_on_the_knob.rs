@@ -8,18 +8,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use bevy::app::ScheduleRunnerPlugin;
-use bevy::camera::CameraProjection;
 use bevy::prelude::*;
 use farsight_protocol::{
     Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, FrameSeq, Intrinsics,
     ParticipantId, Pose, SessionId, Style,
 };
 use farsight_wearable::anchor::{AnchorPlugin, FramePublished};
-use farsight_wearable::camera_model::{camera_model, to_nalgebra};
+use farsight_wearable::camera_model::to_nalgebra;
 use farsight_wearable::headless::simulator_app;
 use farsight_wearable::link::LinkEvent;
 use farsight_wearable::marks::MarksPlugin;
-use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath, KNOB_DEPTH, KNOB_POSITION};
+use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION, head_camera};
 use farsight_wearable::snapshot::{SnapshotPlugin, record_path};
 use nalgebra::{Point2, Point3, Quaternion, UnitQuaternion, Vector3};
 use serde_json::Value;
@@ -33,13 +32,7 @@ const TOLERANCE_PX: f64 = 3.0;
 
 /// The camera of the frame drawn at time zero.
 fn first_camera() -> CameraModel {
-    let mut projection = PerspectiveProjection {
-        fov: HEAD_VFOV_DEGREES.to_radians(),
-        ..default()
-    };
-    projection.update(SIZE.x as f32, SIZE.y as f32);
-    let head = GlobalTransform::from(HeadPath::default().pose_at(0.0));
-    camera_model(&head, &projection, SIZE)
+    head_camera(0.0, SIZE)
 }
 
 /// An agent's label on the knob's centre as the first frame shows it, as the link would pass

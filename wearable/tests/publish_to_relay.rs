@@ -9,14 +9,11 @@ mod support;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use bevy::camera::PerspectiveProjection;
 use bevy::math::UVec2;
-use bevy::transform::components::GlobalTransform;
 use farsight_client::Received;
 use farsight_protocol::{CameraModel, Micros};
-use farsight_wearable::camera_model::camera_model;
 use farsight_wearable::headless::FRAME_STEP;
-use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath};
+use farsight_wearable::simulator::head_camera;
 use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH};
 
 /// Two groups of pictures (x264 opens a group every 30 frames) and part of a third.
@@ -39,13 +36,8 @@ fn nal_types(payload: &[u8]) -> Vec<u8> {
 
 /// The camera the simulator's head had at frame `seq`: frame N shows the head at N / 30 s.
 fn expected_camera(seq: u64) -> CameraModel {
-    let projection = PerspectiveProjection {
-        fov: HEAD_VFOV_DEGREES.to_radians(),
-        ..Default::default()
-    };
     let seconds = (FRAME_STEP * u32::try_from(seq).expect("few frames")).as_secs_f32();
-    let head = GlobalTransform::from(HeadPath::default().pose_at(seconds));
-    camera_model(&head, &projection, UVec2::new(WIDTH, HEIGHT))
+    head_camera(seconds, UVec2::new(WIDTH, HEIGHT))
 }
 
 fn check_frame(received: &Received) -> Result<()> {

@@ -7,17 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use bevy::app::ScheduleRunnerPlugin;
-use bevy::camera::CameraProjection;
 use bevy::prelude::*;
 use farsight_protocol::control::DepthSource;
 use farsight_protocol::{
-    Annotate, AnnotationId, AnnotationKind, CameraModel, FrameSeq, ParticipantId, SessionId, Style,
+    Annotate, AnnotationId, AnnotationKind, FrameSeq, ParticipantId, SessionId, Style,
 };
 use farsight_wearable::anchor::MarkAnchored;
-use farsight_wearable::camera_model::camera_model;
 use farsight_wearable::headless::simulator_app;
 use farsight_wearable::marks::MarksPlugin;
-use farsight_wearable::simulator::{HEAD_VFOV_DEGREES, HeadPath};
+use farsight_wearable::simulator::{HeadPath, head_camera};
 use farsight_wearable::snapshot::SnapshotPlugin;
 use image::RgbImage;
 use nalgebra::Point2;
@@ -31,19 +29,9 @@ const FAR_RGBA: u32 = 0x00ff_ffff;
 const FROM_X: f64 = 160.0;
 const TO_X: f64 = 480.0;
 
-fn head_camera() -> CameraModel {
-    let mut projection = PerspectiveProjection {
-        fov: HEAD_VFOV_DEGREES.to_radians(),
-        ..default()
-    };
-    projection.update(SIZE.x as f32, SIZE.y as f32);
-    let head = GlobalTransform::from(HeadPath::default().pose_at(0.0));
-    camera_model(&head, &projection, SIZE)
-}
-
 /// A horizontal ink stroke across row `y` of the first frame, `depth` metres from the head.
 fn stroke(id: u64, rgba: u32, y: f64, depth: f64) -> MarkAnchored {
-    let camera = head_camera();
+    let camera = head_camera(0.0, SIZE);
     let at = |x: f64| {
         let p = camera.unproject(Point2::new(x, y), depth);
         Vec3::new(p.x as f32, p.y as f32, p.z as f32)

@@ -72,3 +72,12 @@ pub fn write_json(name: &str, value: &serde_json::Value) -> std::io::Result<()> 
     let text = serde_json::to_string_pretty(value).expect("JSON serialises");
     std::fs::write(dir.join(format!("{name}.json")), text + "\n")
 }
+
+/// Nearest-rank percentile of sorted samples; NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
