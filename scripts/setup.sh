@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Farsight needs on Debian: GStreamer (with x264 from
 # plugins-ugly), PostgreSQL for the storage tests, sipp for the SIP tests, Chromium with
-# Playwright for the console tests, and Mesa's software Vulkan (lavapipe) for the wearable's
-# headless renders. Safe to run again; skips what is there.
+# Playwright for the console tests, Mesa's software Vulkan (lavapipe) for the wearable's
+# renders, and a virtual X display (Xvfb, with xwd for screenshots) for its window. Safe to
+# run again; skips what is there.
 set -euo pipefail
 
 packages=(
@@ -19,6 +20,8 @@ packages=(
   fonts-dejavu-core
   chromium
   mesa-vulkan-drivers
+  xvfb
+  x11-apps
 )
 # Node.js drives Chromium (Playwright); a newer one already installed is kept.
 command -v npm >/dev/null || packages+=(nodejs npm)

@@ -18,7 +18,6 @@ use farsight_protocol::{Annotate, AnnotationId, CameraModel, ControlMessage, Fra
 use nalgebra::Point2;
 
 use crate::link::{LinkEvent, LinkReplies};
-use crate::marks::MarkPart;
 
 /// Frames remembered: ten seconds at 30 frames a second, longer than an agent takes to draw.
 pub const RING_FRAMES: usize = 300;
@@ -164,11 +163,16 @@ fn median_depth(
     depths.get(depths.len() / 2).copied()
 }
 
+/// Drawn in the view but not part of the world that depth is measured in: the marks, the
+/// camera's picture behind everything.
+#[derive(Component, Debug, Default)]
+pub struct NotInWorld;
+
 /// The scene's solid meshes (not the marks drawn in it), for ray casts.
 #[derive(SystemParam)]
 pub struct SceneGeometry<'w, 's> {
     meshes: Res<'w, Assets<Mesh>>,
-    solids: Query<'w, 's, (&'static Mesh3d, &'static GlobalTransform), Without<MarkPart>>,
+    solids: Query<'w, 's, (&'static Mesh3d, &'static GlobalTransform), Without<NotInWorld>>,
 }
 
 impl std::fmt::Debug for SceneGeometry<'_, '_> {

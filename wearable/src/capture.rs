@@ -10,7 +10,7 @@ use farsight_protocol::{FrameSeq, Micros};
 
 use crate::anchor::FramePublished;
 use crate::camera_model::{camera_model, perspective};
-use crate::encoder::{Encoder, EncoderError, FrameInfo};
+use crate::encoder::{Encoder, EncoderError, FrameInfo, RawFormat};
 use crate::headless::{OffScreen, RendererReady};
 use crate::link::{LinkEvent, LinkOutbox, LinkStatus};
 use crate::simulator::Head;
@@ -126,7 +126,9 @@ fn capture_frame(
                 .0
                 .take()
                 .ok_or(EncoderError::Missing("the link's frame channel"))
-                .and_then(|out| Encoder::start(off_screen.size.x, off_screen.size.y, out));
+                .and_then(|out| {
+                    Encoder::start(off_screen.size.x, off_screen.size.y, RawFormat::Rgba, out)
+                });
             match started {
                 Ok(encoder) => stream.encoder = Some(encoder),
                 Err(e) => {
@@ -193,9 +195,9 @@ fn encode_frame(
     }
 }
 
-fn answer_the_link(mut events: MessageReader<LinkEvent>, stream: Res<Stream>) {
+fn answer_the_link(mut events: MessageReader<LinkEvent>, mut stream: ResMut<Stream>) {
     for event in events.read() {
-        let Some(encoder) = &stream.encoder else {
+        let Some(encoder) = &mut stream.encoder else {
             continue;
         };
         match event {
@@ -204,8 +206,16 @@ fn answer_the_link(mut events: MessageReader<LinkEvent>, stream: Res<Stream>) {
                 encoder.force_keyframe();
             }
             LinkEvent::Bitrate(bits_per_second) => {
-                info!(bits_per_second, "bit rate set on the relay's hint");
-                encoder.set_bitrate(*bits_per_second);
+                let rung = encoder
+                    .follow_hint(*bits_per_second)
+                    .unwrap_or(encoder.rung());
+                info!(
+                    bits_per_second,
+                    width = rung.width,
+                    height = rung.height,
+                    fps = rung.fps,
+                    "encoding on the relay's hint"
+                );
             }
             _ => {}
         }

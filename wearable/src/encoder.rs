@@ -1,7 +1,8 @@
 //! H.264 for the relay: rendered RGBA frames go into a GStreamer pipeline (`appsrc !
-//! videoconvert ! x264enc`, tuned for latency: no B-frames, no look-ahead) and each encoded
-//! access unit comes out as a protocol `Object` carrying its frame's sequence number, capture
-//! time and camera.
+//! videoscale ! videoconvert ! <H.264 encoder>`, a hardware one when the machine has it, else
+//! x264; tuned for latency: no B-frames, no look-ahead) that follows the resolution ladder, and
+//! each encoded access unit comes out as a protocol `Object` carrying its frame's sequence
+//! number, capture time and camera, the camera scaled to the encoded picture.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use gstreamer_app as gst_app;
 use tokio::sync::mpsc;
 
 use crate::headless::FRAME_STEP;
+use crate::ladder::{FULL_FPS, Ladder, Rung};
 
 /// Frames per group of pictures: a watcher joining late waits at most a second for a key
 /// frame of its own, though the relay's cached group shows it a picture at once.
@@ -21,6 +23,9 @@ pub const KEYFRAME_INTERVAL: u32 = 30;
 
 /// Starting bit rate, kbit/s; `BitrateHint` lowers it.
 pub const BITRATE_KBPS: u32 = 2000;
+
+/// Set to `x264` to use the software encoder even where a hardware one exists.
+pub const ENCODER_VAR: &str = "FARSIGHT_ENCODER";
 
 /// Raw frames the encoder may hold before `push` blocks: the renderer waits for a slow
 /// encoder rather than piling up pictures.
@@ -43,6 +48,41 @@ pub struct FrameInfo {
     pub camera: CameraModel,
 }
 
+/// How raw frames are laid out: the simulator's read-back is RGBA, a camera gives I420.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawFormat {
+    /// 4 bytes a pixel, rows top to bottom.
+    Rgba,
+    /// BT.601 limited range: the Y plane, then the U and V planes at half width and height.
+    I420,
+}
+
+impl RawFormat {
+    /// Bytes in one `width` × `height` frame (I420 without row padding: an even size).
+    pub fn frame_bytes(self, width: u32, height: u32) -> usize {
+        let pixels = width as usize * height as usize;
+        match self {
+            Self::Rgba => pixels * 4,
+            Self::I420 => pixels * 3 / 2,
+        }
+    }
+
+    fn caps_format(self) -> &'static str {
+        match self {
+            Self::Rgba => "RGBA",
+            Self::I420 => "I420",
+        }
+    }
+
+    /// Said outright for YUV, which GStreamer would otherwise guess from the picture's size.
+    fn colorimetry(self) -> Option<&'static str> {
+        match self {
+            Self::Rgba => None,
+            Self::I420 => Some("bt601"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
     #[error("GStreamer: {0}")]
@@ -51,15 +91,158 @@ pub enum EncoderError {
     Missing(&'static str),
     #[error("GStreamer pipeline would not start: {0}")]
     State(#[from] gst::StateChangeError),
-    #[error("frame {seq}: {got} bytes of RGBA for a {width}×{height} encoder")]
+    #[error("frame {seq}: {got} bytes of {format:?} for a {width}×{height} encoder")]
     WrongSize {
         seq: u64,
         got: usize,
+        format: RawFormat,
         width: u32,
         height: u32,
     },
     #[error("frame {seq}: the encoder refused it ({flow:?})")]
     Refused { seq: u64, flow: gst::FlowError },
+}
+
+/// An H.264 encoder element and how to drive it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct H264Element {
+    pub name: &'static str,
+    pub hardware: bool,
+    bitrate: BitrateControl,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BitrateControl {
+    /// A property in kbit/s.
+    Kbps(&'static str),
+    /// V4L2 drivers take the bit rate, in bit/s, among their `extra-controls`.
+    V4l2Controls,
+}
+
+pub const X264: H264Element = H264Element {
+    name: "x264enc",
+    hardware: false,
+    bitrate: BitrateControl::Kbps("bitrate"),
+};
+
+/// Hardware encoders in order of preference: NVIDIA, VA (Intel, AMD), the older VA-API
+/// plugin, then the V4L2 blocks of ARM boards such as glasses' own SoCs.
+pub const HARDWARE: [H264Element; 4] = [
+    H264Element {
+        name: "nvh264enc",
+        hardware: true,
+        bitrate: BitrateControl::Kbps("bitrate"),
+    },
+    H264Element {
+        name: "vah264enc",
+        hardware: true,
+        bitrate: BitrateControl::Kbps("bitrate"),
+    },
+    H264Element {
+        name: "vaapih264enc",
+        hardware: true,
+        bitrate: BitrateControl::Kbps("bitrate"),
+    },
+    H264Element {
+        name: "v4l2h264enc",
+        hardware: true,
+        bitrate: BitrateControl::V4l2Controls,
+    },
+];
+
+impl H264Element {
+    /// Low-latency settings: no B-frames, a key frame every `KEYFRAME_INTERVAL` frames,
+    /// constant bit rate. Names differ between elements and versions, so each is applied only
+    /// where the element has it.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let gop = KEYFRAME_INTERVAL.to_string();
+        let settings: &[(&str, &str)] = match self.name {
+            "x264enc" => &[
+                ("tune", "zerolatency"),
+                ("speed-preset", "ultrafast"),
+                ("key-int-max", &gop),
+            ],
+            "nvh264enc" => &[
+                ("preset", "low-latency-hq"),
+                ("tune", "ultra-low-latency"),
+                ("zerolatency", "true"),
+                ("rc-mode", "cbr"),
+                ("bframes", "0"),
+                ("gop-size", &gop),
+            ],
+            "vah264enc" => &[
+                ("rate-control", "cbr"),
+                ("b-frames", "0"),
+                ("key-int-max", &gop),
+                ("target-usage", "7"),
+            ],
+            "vaapih264enc" => &[
+                ("rate-control", "cbr"),
+                ("max-bframes", "0"),
+                ("keyframe-period", &gop),
+            ],
+            _ => &[],
+        };
+        settings.iter().map(|&(k, v)| (k, v.to_string())).collect()
+    }
+
+    /// Sets the target bit rate, before or while running.
+    fn set_bitrate(&self, element: &gst::Element, bits_per_second: u64) {
+        let kbps = (bits_per_second / 1000).clamp(100, 50_000);
+        match self.bitrate {
+            BitrateControl::Kbps(property) => {
+                set_from_str(element, property, &kbps.to_string());
+            }
+            BitrateControl::V4l2Controls => {
+                let controls = format!(
+                    "controls,video_bitrate={},h264_i_frame_period={KEYFRAME_INTERVAL}",
+                    kbps * 1000
+                );
+                set_from_str(element, "extra-controls", &controls);
+            }
+        }
+    }
+}
+
+/// The encoder to use: the first hardware one `exists` knows, else x264; `forced` (the
+/// `FARSIGHT_ENCODER` variable) set to `x264` skips the hardware.
+pub fn choose_h264(exists: impl Fn(&str) -> bool, forced: Option<&str>) -> H264Element {
+    if forced.is_some_and(|f| f.eq_ignore_ascii_case("x264") || f == X264.name) {
+        return X264;
+    }
+    HARDWARE
+        .into_iter()
+        .find(|element| exists(element.name))
+        .unwrap_or(X264)
+}
+
+/// Sets a property from its textual form when the element has it and the text parses, so an
+/// element from another version with other names is still usable.
+fn set_from_str(element: &gst::Element, property: &str, value: &str) -> bool {
+    let Some(spec) = element.find_property(property) else {
+        tracing::debug!(property, "the encoder has no such property");
+        return false;
+    };
+    match gst::glib::Value::deserialize(value, spec.value_type()) {
+        Ok(parsed) => {
+            element.set_property_from_value(property, &parsed);
+            true
+        }
+        Err(_) => {
+            tracing::debug!(property, value, "the encoder does not take this value");
+            false
+        }
+    }
+}
+
+/// Raw caps for the encoded picture's size; square pixels, so a rung that rounds its width
+/// is stretched by under a pixel rather than given a pixel aspect ratio.
+fn size_caps(width: u32, height: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("width", i32::try_from(width).unwrap_or(i32::MAX))
+        .field("height", i32::try_from(height).unwrap_or(i32::MAX))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
 }
 
 /// Frames inside the encoder, matched to what comes out by presentation timestamp.
@@ -91,26 +274,57 @@ impl InFlight {
 pub struct Encoder {
     pipeline: gst::Pipeline,
     source: gst_app::AppSrc,
-    x264: gst::Element,
+    h264: H264Element,
+    video_encoder: gst::Element,
+    /// The capsfilter that sets the encoded picture's size.
+    scale_to: gst::Element,
     sink: gst_app::AppSink,
     in_flight: InFlight,
     size: (u32, u32),
+    format: RawFormat,
+    ladder: Ladder,
+    rung: Rung,
 }
 
 impl Encoder {
-    /// Starts the pipeline for `width` × `height` RGBA frames; encoded frames go to `out`.
+    /// Starts the pipeline for `width` × `height` frames in `format`; encoded frames go to
+    /// `out`.
     pub fn start(
         width: u32,
         height: u32,
+        format: RawFormat,
         out: mpsc::Sender<Encoded>,
     ) -> Result<Self, EncoderError> {
         gst::init()?;
+        let forced = std::env::var(ENCODER_VAR).ok();
+        let h264 = choose_h264(
+            |name| gst::ElementFactory::find(name).is_some(),
+            forced.as_deref(),
+        );
+        match Self::start_with(h264, width, height, format, out.clone()) {
+            Err(e) if h264.hardware => {
+                tracing::warn!(encoder = h264.name, error = %e, "hardware encoder failed; using x264");
+                Self::start_with(X264, width, height, format, out)
+            }
+            started => started,
+        }
+    }
+
+    fn start_with(
+        h264: H264Element,
+        width: u32,
+        height: u32,
+        format: RawFormat,
+        out: mpsc::Sender<Encoded>,
+    ) -> Result<Self, EncoderError> {
+        // Scaling before the conversion to YUV converts the smaller picture; at the source's
+        // size videoscale passes frames through untouched.
         let description = format!(
-            "appsrc name=src ! videoconvert ! \
-             x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={BITRATE_KBPS} \
-             key-int-max={KEYFRAME_INTERVAL} ! \
+            "appsrc name=src ! videoscale add-borders=false ! capsfilter name=size ! \
+             videoconvert ! {} name=enc ! \
              video/x-h264,stream-format=byte-stream,alignment=au,profile=constrained-baseline ! \
-             appsink name=sink sync=false"
+             appsink name=sink sync=false",
+            h264.name
         );
         let pipeline = gst::parse::launch(&description)?
             .downcast::<gst::Pipeline>()
@@ -119,9 +333,17 @@ impl Encoder {
             .by_name("src")
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
             .ok_or(EncoderError::Missing("appsrc"))?;
-        let x264 = pipeline
+        let video_encoder = pipeline
             .by_name("enc")
-            .ok_or(EncoderError::Missing("x264enc"))?;
+            .ok_or(EncoderError::Missing(h264.name))?;
+        for (property, value) in h264.settings() {
+            set_from_str(&video_encoder, property, &value);
+        }
+        h264.set_bitrate(&video_encoder, u64::from(BITRATE_KBPS) * 1000);
+        let scale_to = pipeline
+            .by_name("size")
+            .ok_or(EncoderError::Missing("capsfilter"))?;
+        scale_to.set_property("caps", size_caps(width, height));
         let sink = pipeline
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -132,53 +354,79 @@ impl Encoder {
             i32::try_from(FRAME_STEP.as_nanos()).expect("a frame step under 2 s"),
         );
         let caps = gst::Caps::builder("video/x-raw")
-            .field("format", "RGBA")
+            .field("format", format.caps_format())
             .field("width", i32::try_from(width).unwrap_or(i32::MAX))
             .field("height", i32::try_from(height).unwrap_or(i32::MAX))
             .field("framerate", fps)
+            .field_if_some("colorimetry", format.colorimetry())
             .build();
         source.set_caps(Some(&caps));
         source.set_format(gst::Format::Time);
         source.set_is_live(true);
         source.set_block(true);
-        source.set_max_bytes(QUEUED_FRAMES * u64::from(width) * u64::from(height) * 4);
+        source.set_max_bytes(QUEUED_FRAMES * format.frame_bytes(width, height) as u64);
 
         let in_flight = InFlight::default();
-        pipeline.set_state(gst::State::Playing)?;
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(e.into());
+        }
+        tracing::info!(
+            encoder = h264.name,
+            hardware = h264.hardware,
+            width,
+            height,
+            "H.264 encoder started"
+        );
         let pull = sink.clone();
         let frames = in_flight.clone();
         std::thread::Builder::new()
             .name("encoder".into())
             .spawn(move || drain(&pull, &frames, &out))
             .expect("spawning a thread");
+        let ladder = Ladder::new((width, height));
         Ok(Self {
             pipeline,
             source,
-            x264,
+            h264,
+            video_encoder,
+            scale_to,
             sink,
             in_flight,
             size: (width, height),
+            format,
+            rung: ladder.current(),
+            ladder,
         })
     }
 
-    /// Encodes one frame: `rgba` is `width` × `height` pixels, 4 bytes each, rows top to
-    /// bottom. Blocks while the encoder is a few frames behind.
+    /// Encodes one frame: `rgba` is `width` × `height` pixels in the encoder's format (4 bytes
+    /// each for RGBA, rows top to bottom). Blocks while the encoder is a few frames behind.
     pub fn push(&self, info: FrameInfo, rgba: Vec<u8>) -> Result<(), EncoderError> {
         let (width, height) = self.size;
-        if rgba.len() != width as usize * height as usize * 4 {
+        if rgba.len() != self.format.frame_bytes(width, height) {
             return Err(EncoderError::WrongSize {
                 seq: info.seq.0,
                 got: rgba.len(),
+                format: self.format,
                 width,
                 height,
             });
+        }
+        // A rung's lower frame rate keeps every other frame, each with its own timestamp, so
+        // what comes out still matches what went in.
+        let keep_every = u64::from(FULL_FPS / self.rung.fps.max(1)).max(1);
+        if !info.seq.0.is_multiple_of(keep_every) {
+            return Ok(());
         }
         let pts = FRAME_STEP.as_nanos() as u64 * info.seq.0;
         let mut buffer = gst::Buffer::from_mut_slice(rgba);
         {
             let buffer = buffer.get_mut().expect("a buffer just made has one owner");
             buffer.set_pts(gst::ClockTime::from_nseconds(pts));
-            buffer.set_duration(gst::ClockTime::from_nseconds(FRAME_STEP.as_nanos() as u64));
+            buffer.set_duration(gst::ClockTime::from_nseconds(
+                FRAME_STEP.as_nanos() as u64 * keep_every,
+            ));
         }
         self.in_flight.entered(pts, info);
         self.source
@@ -205,10 +453,58 @@ impl Encoder {
         self.sink.send_event(event);
     }
 
-    /// Changes the target bit rate while running (answers a `BitrateHint`).
+    /// Changes the target bit rate while running.
     pub fn set_bitrate(&self, bits_per_second: u64) {
-        let kbps = (bits_per_second / 1000).clamp(100, 50_000) as u32;
-        self.x264.set_property("bitrate", kbps);
+        self.h264.set_bitrate(&self.video_encoder, bits_per_second);
+    }
+
+    /// Encodes at `rung`'s size and frame rate from the next frame on, starting with a key
+    /// frame so watchers get the new size's SPS and PPS at once.
+    pub fn set_rung(&mut self, rung: &Rung) {
+        if (rung.width, rung.height) != (self.rung.width, self.rung.height) {
+            self.scale_to
+                .set_property("caps", size_caps(rung.width, rung.height));
+        }
+        if rung.fps != self.rung.fps {
+            // x264 at zero latency budgets bits per frame from the caps' rate, not from
+            // timestamps: the caps say the rate the frames really come at.
+            let step = FRAME_STEP.as_nanos() as u64 * u64::from(FULL_FPS / rung.fps.max(1));
+            if let Some(caps) = self.source.caps() {
+                let mut caps = caps.copy();
+                caps.make_mut().set(
+                    "framerate",
+                    gst::Fraction::new(
+                        1_000_000_000,
+                        i32::try_from(step).expect("a frame step under 2 s"),
+                    ),
+                );
+                self.source.set_caps(Some(&caps));
+            }
+        }
+        tracing::info!(
+            width = rung.width,
+            height = rung.height,
+            fps = rung.fps,
+            "encoding at a new size"
+        );
+        self.rung = *rung;
+        self.force_keyframe();
+    }
+
+    /// The rung being encoded.
+    pub fn rung(&self) -> Rung {
+        self.rung
+    }
+
+    /// Answers a `BitrateHint`: moves along the ladder when the hint says so, and sets the bit
+    /// rate the rung can use. Returns the new rung when it changed.
+    pub fn follow_hint(&mut self, bits_per_second: u64) -> Option<Rung> {
+        let changed = self.ladder.on_hint(bits_per_second);
+        if let Some(rung) = changed {
+            self.set_rung(&rung);
+        }
+        self.set_bitrate(self.rung.bitrate_for(bits_per_second));
+        changed
     }
 }
 
@@ -253,19 +549,36 @@ fn drain(sink: &gst_app::AppSink, in_flight: &InFlight, out: &mpsc::Sender<Encod
         let Ok(map) = buffer.map_readable() else {
             continue;
         };
+        // The camera was measured on the rendered picture; watchers place marks on the
+        // encoded one, which the ladder may have scaled.
+        let mut camera = info.camera;
+        if let Some((width, height)) = picture_size(&sample)
+            && (width, height) != (camera.intrinsics.width, camera.intrinsics.height)
+        {
+            camera.intrinsics = camera.intrinsics.scaled_to(width, height);
+        }
         let object = Object {
             frame: info.seq,
             capture: info.capture,
             flags: ObjectFlags {
                 keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
             },
-            camera: info.camera,
+            camera,
             payload: Bytes::copy_from_slice(&map),
         };
         if out.blocking_send(Encoded::Frame(object)).is_err() {
             return;
         }
     }
+}
+
+/// The encoded picture's size, from the sample's caps.
+fn picture_size(sample: &gst::Sample) -> Option<(u32, u32)> {
+    let caps = sample.caps()?;
+    let structure = caps.structure(0)?;
+    let width = structure.get::<i32>("width").ok()?;
+    let height = structure.get::<i32>("height").ok()?;
+    Some((u32::try_from(width).ok()?, u32::try_from(height).ok()?))
 }
 
 #[cfg(test)]
@@ -299,7 +612,7 @@ mod tests {
     #[test]
     fn frames_come_out_as_h264_with_their_camera_and_a_key_frame_first() {
         let (tx, mut rx) = mpsc::channel(64);
-        let encoder = Encoder::start(64, 48, tx).expect("GStreamer with x264enc");
+        let encoder = Encoder::start(64, 48, RawFormat::Rgba, tx).expect("GStreamer with x264enc");
         for seq in 0..5 {
             encoder
                 .push(info(seq), vec![(seq * 40) as u8; 64 * 48 * 4])
@@ -327,10 +640,231 @@ mod tests {
     #[test]
     fn a_frame_of_the_wrong_size_is_refused() {
         let (tx, _rx) = mpsc::channel(4);
-        let encoder = Encoder::start(64, 48, tx).expect("GStreamer with x264enc");
+        let encoder = Encoder::start(64, 48, RawFormat::Rgba, tx).expect("GStreamer with x264enc");
         let err = encoder
             .push(info(7), vec![0; 10])
             .expect_err("10 bytes is not a picture");
         assert!(err.to_string().starts_with("frame 7:"), "{err}");
+    }
+
+    #[test]
+    fn software_is_chosen_when_no_hardware_encoder_exists() {
+        assert_eq!(choose_h264(|_| false, None), X264);
+        assert_eq!(choose_h264(|name| name == "x264enc", None), X264);
+    }
+
+    #[test]
+    fn a_hardware_encoder_is_preferred_when_the_registry_has_one() {
+        let has = |names: &'static [&'static str]| move |name: &str| names.contains(&name);
+        assert_eq!(
+            choose_h264(has(&["x264enc", "v4l2h264enc", "vah264enc"]), None).name,
+            "vah264enc"
+        );
+        assert_eq!(choose_h264(|_| true, None).name, "nvh264enc");
+        assert!(choose_h264(has(&["v4l2h264enc"]), None).hardware);
+    }
+
+    #[test]
+    fn farsight_encoder_x264_forces_software() {
+        assert_eq!(choose_h264(|_| true, Some("x264")), X264);
+        assert_eq!(choose_h264(|_| true, Some("x264enc")), X264);
+        assert_eq!(choose_h264(|_| true, Some("auto")).name, "nvh264enc");
+    }
+
+    /// A picture that moves from frame to frame, so the encoder has real work.
+    fn gradient(width: u32, height: u32, seq: u64) -> Vec<u8> {
+        let mut rgba = Vec::with_capacity(width as usize * height as usize * 4);
+        for y in 0..height {
+            for x in 0..width {
+                let shifted = (x as u64 + seq * 8) as u8;
+                rgba.extend_from_slice(&[shifted, y as u8, shifted ^ y as u8, 255]);
+            }
+        }
+        rgba
+    }
+
+    fn camera_720p() -> CameraModel {
+        CameraModel {
+            pose: Pose::default(),
+            intrinsics: Intrinsics::from_hfov(1280, 720, 1.0),
+        }
+    }
+
+    /// Exp-Golomb reader over an SPS's bits (emulation prevention bytes removed).
+    struct Bits {
+        data: Vec<u8>,
+        at: usize,
+    }
+
+    impl Bits {
+        fn bit(&mut self) -> u32 {
+            let bit = (self.data[self.at / 8] >> (7 - self.at % 8)) & 1;
+            self.at += 1;
+            u32::from(bit)
+        }
+
+        fn bits(&mut self, n: u32) -> u32 {
+            (0..n).fold(0, |acc, _| (acc << 1) | self.bit())
+        }
+
+        fn ue(&mut self) -> u32 {
+            let mut zeros = 0;
+            while self.bit() == 0 {
+                zeros += 1;
+            }
+            (1 << zeros) - 1 + self.bits(zeros)
+        }
+    }
+
+    /// The picture size an access unit's SPS declares, if it carries one.
+    fn sps_size(access_unit: &[u8]) -> Option<(u32, u32)> {
+        let start = access_unit
+            .windows(4)
+            .position(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 7)?
+            + 4;
+        let rest = &access_unit[start..];
+        let end = rest
+            .windows(3)
+            .position(|w| w == [0, 0, 1])
+            .unwrap_or(rest.len());
+        let mut data = Vec::new();
+        for (i, &byte) in rest[..end].iter().enumerate() {
+            if byte == 3 && i >= 2 && rest[i - 2..i] == [0, 0] {
+                continue;
+            }
+            data.push(byte);
+        }
+        let mut sps = Bits { data, at: 0 };
+        let profile = sps.bits(8);
+        sps.bits(16);
+        sps.ue();
+        if [100, 110, 122, 244, 44, 83, 86, 118, 128].contains(&profile) {
+            if sps.ue() == 3 {
+                sps.bit();
+            }
+            sps.ue();
+            sps.ue();
+            sps.bit();
+            assert_eq!(sps.bit(), 0, "scaling matrices are not parsed here");
+        }
+        sps.ue();
+        match sps.ue() {
+            0 => {
+                sps.ue();
+            }
+            1 => {
+                sps.bit();
+                sps.ue();
+                sps.ue();
+                for _ in 0..sps.ue() {
+                    sps.ue();
+                }
+            }
+            _ => {}
+        }
+        sps.ue();
+        sps.bit();
+        let width_mbs = sps.ue() + 1;
+        let height_units = sps.ue() + 1;
+        let frame_mbs_only = sps.bit();
+        if frame_mbs_only == 0 {
+            sps.bit();
+        }
+        sps.bit();
+        let (left, right, top, bottom) = if sps.bit() == 1 {
+            (sps.ue(), sps.ue(), sps.ue(), sps.ue())
+        } else {
+            (0, 0, 0, 0)
+        };
+        let rows = 2 - frame_mbs_only;
+        Some((
+            width_mbs * 16 - 2 * (left + right),
+            rows * height_units * 16 - 2 * rows * (top + bottom),
+        ))
+    }
+
+    struct Seen {
+        seq: u64,
+        keyframe: bool,
+        size: (u32, u32),
+        camera: Intrinsics,
+    }
+
+    /// Pushes `seqs` and waits until the last of them has come out encoded.
+    fn encode(
+        encoder: &Encoder,
+        rx: &mut mpsc::Receiver<Encoded>,
+        seqs: std::ops::Range<u64>,
+        seen: &mut Vec<Seen>,
+    ) {
+        let keep_every = u64::from(FULL_FPS / encoder.rung().fps);
+        let last = (seqs.end - 1) / keep_every * keep_every;
+        for seq in seqs {
+            let frame = FrameInfo {
+                seq: FrameSeq(seq),
+                capture: Micros(seq),
+                camera: camera_720p(),
+            };
+            encoder
+                .push(frame, gradient(1280, 720, seq))
+                .expect("frame accepted");
+        }
+        let mut size = seen.last().map(|s| s.size);
+        while let Some(Encoded::Frame(object)) = rx.blocking_recv() {
+            size = sps_size(&object.payload).or(size);
+            seen.push(Seen {
+                seq: object.frame.0,
+                keyframe: object.flags.keyframe,
+                size: size.expect("the stream starts with an SPS"),
+                camera: object.camera.intrinsics,
+            });
+            if object.frame.0 == last {
+                return;
+            }
+        }
+        panic!("the encoder stopped");
+    }
+
+    #[test]
+    fn the_ladder_rescales_the_stream_from_a_key_frame_with_the_camera_to_match() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut encoder =
+            Encoder::start(1280, 720, RawFormat::Rgba, tx).expect("GStreamer with x264enc");
+        let mut seen = Vec::new();
+        encode(&encoder, &mut rx, 0..10, &mut seen);
+        let down = encoder.follow_hint(500_000).expect("a smaller rung");
+        assert_eq!((down.width, down.height, down.fps), (640, 360, 30));
+        encode(&encoder, &mut rx, 10..20, &mut seen);
+        let up = encoder.follow_hint(5_000_000).expect("the top rung again");
+        assert_eq!((up.width, up.height), (1280, 720));
+        encode(&encoder, &mut rx, 20..30, &mut seen);
+        let cut = encoder.follow_hint(100_000).expect("the bottom rung");
+        assert_eq!((cut.width, cut.height, cut.fps), (640, 360, 15));
+        encode(&encoder, &mut rx, 30..40, &mut seen);
+        encoder.finish();
+
+        let seqs: Vec<u64> = seen.iter().map(|s| s.seq).collect();
+        let expected: Vec<u64> = (0..30).chain((30..40).step_by(2)).collect();
+        assert_eq!(seqs, expected, "half rate keeps every other frame");
+        let small = camera_720p().intrinsics.scaled_to(640, 360);
+        for s in &seen {
+            let size = match s.seq {
+                10..20 | 30.. => (640, 360),
+                _ => (1280, 720),
+            };
+            assert_eq!(s.size, size, "frame {}", s.seq);
+            assert_eq!(
+                s.keyframe,
+                [0, 10, 20, 30].contains(&s.seq),
+                "frame {}",
+                s.seq
+            );
+            let camera = if size == (640, 360) {
+                small
+            } else {
+                camera_720p().intrinsics
+            };
+            assert_eq!(s.camera, camera, "frame {}", s.seq);
+        }
     }
 }

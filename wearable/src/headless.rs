@@ -1,7 +1,6 @@
-//! Headless runs: the head camera renders into an off-screen image and time advances by a
-//! fixed step per frame, so a run renders the same frames every time however fast the GPU
-//! is. What is done with the pictures is up to `SnapshotPlugin` (one PNG) or `CapturePlugin`
-//! (the video stream).
+//! Headless runs and off-screen pictures. Without a window time advances by a fixed step per
+//! frame, so a run renders the same frames every time however fast the GPU is; the head
+//! camera films the stream into an off-screen image whether or not there is a window.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,13 +21,25 @@ pub const FRAME_STEP: Duration = Duration::from_nanos(1_000_000_000 / 30);
 /// Render frames with every pipeline ready before a picture is trusted.
 const READY_FRAMES: u32 = 3;
 
-/// A Bevy app that renders the simulator off-screen at `size`: no window, pipelines compiled
-/// in the frame that asks for them (so the first frames are drawn whole), a fixed time step.
-/// The binary and the render tests add their own plugins on top.
-pub fn simulator_app(size: UVec2) -> App {
+/// A Bevy app that runs the simulator with no window and a fixed time step. The binary and
+/// the render tests add what takes its pictures: [`OffScreenPlugin`] for the stream,
+/// `SnapshotPlugin` for the wearer's view.
+pub fn simulator_app() -> App {
+    let mut app = headless_app();
+    app.add_plugins((crate::simulator::SimulatorPlugin, HeadlessPlugin));
+    app
+}
+
+/// A Bevy app with no window, its pipelines compiled in the frame that asks for them, so the
+/// first frames are drawn whole.
+pub fn headless_app() -> App {
     let mut app = App::new();
-    app.add_plugins((
+    app.add_plugins(
         DefaultPlugins
+            .build()
+            // No event loop to wait on a display that may not exist; the caller's
+            // `ScheduleRunnerPlugin` runs the frames.
+            .disable::<bevy::winit::WinitPlugin>()
             .set(bevy::window::WindowPlugin {
                 primary_window: None,
                 exit_condition: bevy::window::ExitCondition::DontExit,
@@ -38,24 +49,44 @@ pub fn simulator_app(size: UVec2) -> App {
                 synchronous_pipeline_compilation: true,
                 ..default()
             }),
-        crate::simulator::SimulatorPlugin,
-        HeadlessPlugin { size },
-    ));
+    );
     app
 }
 
+/// A fixed time step per frame, however long the frame took to render.
 #[derive(Debug, Clone)]
-pub struct HeadlessPlugin {
-    pub size: UVec2,
-}
+pub struct HeadlessPlugin;
 
 impl Plugin for HeadlessPlugin {
     fn build(&self, app: &mut App) {
-        let ready = RendererReady::default();
-        app.insert_resource(TimeUpdateStrategy::ManualDuration(FRAME_STEP))
-            .insert_resource(OffScreenSize(self.size))
-            .insert_resource(ready.clone())
+        app.insert_resource(TimeUpdateStrategy::ManualDuration(FRAME_STEP));
+    }
+}
+
+/// The head camera films the world for the stream into an off-screen image of `size`.
+#[derive(Debug, Clone)]
+pub struct OffScreenPlugin {
+    pub size: UVec2,
+}
+
+impl Plugin for OffScreenPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<ReadinessPlugin>() {
+            app.add_plugins(ReadinessPlugin);
+        }
+        app.insert_resource(OffScreenSize(self.size))
             .add_systems(PostStartup, render_head_off_screen);
+    }
+}
+
+/// Counts the frames drawn with every pipeline compiled, for [`RendererReady`].
+#[derive(Debug, Clone)]
+pub struct ReadinessPlugin;
+
+impl Plugin for ReadinessPlugin {
+    fn build(&self, app: &mut App) {
+        let ready = RendererReady::default();
+        app.insert_resource(ready.clone());
         app.sub_app_mut(RenderApp)
             .insert_resource(ready)
             .add_systems(Render, note_pipelines_ready.in_set(RenderSystems::Cleanup));
@@ -89,7 +120,7 @@ fn render_head_off_screen(
     mut commands: Commands,
     size: Res<OffScreenSize>,
     mut images: ResMut<Assets<Image>>,
-    head: Single<Entity, With<Head>>,
+    head: Single<(Entity, &mut Camera), With<Head>>,
 ) {
     let image = images.add(Image::new_target_texture(
         size.0.x,
@@ -97,8 +128,10 @@ fn render_head_off_screen(
         TextureFormat::Rgba8UnormSrgb,
         None,
     ));
+    let (entity, mut camera) = head.into_inner();
+    camera.is_active = true;
     commands
-        .entity(*head)
+        .entity(entity)
         .insert(RenderTarget::Image(image.clone().into()));
     commands.insert_resource(OffScreen {
         image,

@@ -5,11 +5,20 @@
 
 pub mod anchor;
 pub mod camera_model;
+pub mod camera_source;
 pub mod capture;
 pub mod encoder;
+pub mod head_control;
+pub mod head_path;
 pub mod headless;
+pub mod hud;
+pub mod ladder;
 pub mod link;
 pub mod marks;
+pub mod passthrough;
 pub mod simulator;
 pub mod snapshot;
 pub mod stroke;
+pub mod video_background;
+pub mod view;
+pub mod window;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use farsight_client::{Backoff, ClientError, ConnectOptions, Connection, connect_with_backoff};
+use farsight_protocol::control::Participant;
 use farsight_protocol::{
     ControlMessage, GroupSeq, Object, PoseDatagram, SessionId, StreamHeader, TrackId,
 };
@@ -71,6 +72,13 @@ impl Plugin for LinkPlugin {
 pub enum LinkEvent {
     /// Connected and publishing this session (again, after a reconnect).
     Connected { session: SessionId, resumed: bool },
+    /// The relay went away; reconnecting with back-off.
+    Lost(String),
+    /// Someone joined the session (`present`) or left it.
+    Presence {
+        participant: Participant,
+        present: bool,
+    },
     /// A watcher or the relay wants a new group: the next frame should be a key frame.
     KeyframeRequested,
     /// The slowest watcher can take this many bits per second.
@@ -192,6 +200,7 @@ async fn run(
             Err(lost) => lost,
         };
         tracing::warn!(error = %lost, session = %conn.session, "lost the relay; reconnecting");
+        let _ = events.send(LinkEvent::Lost(lost.to_string()));
         let resume = ConnectOptions {
             resume: conn.session,
             ..options.clone()
@@ -259,6 +268,9 @@ async fn publish(
                     | ControlMessage::Unfreeze { .. }),
                 )) => {
                     let _ = events.send(LinkEvent::Agent(msg));
+                }
+                Some(Ok(ControlMessage::Presence { participant, present, .. })) => {
+                    let _ = events.send(LinkEvent::Presence { participant, present });
                 }
                 Some(Ok(other)) => tracing::debug!(message = ?other, "control"),
                 Some(Err(e)) => return Err(e),

@@ -1,24 +1,33 @@
 //! `farsight-wearable`: parses the command line and assembles the app from the library's
-//! plugins — the simulator, headless rendering, and either one saved frame or a live stream
-//! to the relay.
+//! plugins — the simulator in a window or headless, a live stream to the relay with the
+//! agents' marks anchored in the scene, the HUD, and one saved picture of the wearer's view.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use clap::Parser;
 use farsight_client::{ConnectOptions, Trust, parse_fingerprint};
 use farsight_protocol::{Role, SessionId};
 use farsight_wearable::anchor::AnchorPlugin;
+use farsight_wearable::camera_source::{CameraCapture, CameraSource, CameraSourcePlugin};
 use farsight_wearable::capture::CapturePlugin;
-use farsight_wearable::headless::{FRAME_STEP, simulator_app};
+use farsight_wearable::head_control::HeadControlPlugin;
+use farsight_wearable::head_path::HeadPath;
+use farsight_wearable::headless::{FRAME_STEP, HeadlessPlugin, OffScreenPlugin, headless_app};
+use farsight_wearable::hud::HudPlugin;
 use farsight_wearable::link::LinkPlugin;
 use farsight_wearable::marks::MarksPlugin;
+use farsight_wearable::passthrough::PassthroughPlugin;
+use farsight_wearable::simulator::SimulatorPlugin;
 use farsight_wearable::snapshot::SnapshotPlugin;
+use farsight_wearable::video_background::VideoBackgroundPlugin;
+use farsight_wearable::view::{ViewPlugin, ViewTarget};
+use farsight_wearable::window::window_app;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,18 +35,23 @@ use farsight_wearable::snapshot::SnapshotPlugin;
     about = "Farsight client for AR glasses, with a desktop simulator"
 )]
 struct Args {
-    /// Simulate the glasses: a workbench with a device to fix, seen from a scripted head path.
+    /// Simulate the glasses: a workbench with a device to fix, seen from a scripted head path
+    /// (or steered by hand in the window: W/A/S/D walk, Q/E down/up, arrows or right-drag
+    /// look, P back to the path).
     #[arg(long)]
     sim: bool,
-    /// Render off-screen: publish to --server, or save frame --frames as --screenshot.
+    /// No window: render off-screen, publish to --server or save frame --frames as
+    /// --screenshot.
     #[arg(long)]
     headless: bool,
-    /// With --screenshot, the frame to save; with --server, the frames to publish before
-    /// exiting (without it, publish until killed). Time advances 1/30 s per frame.
+    /// With --screenshot, the frame to save; with --server and no --screenshot, the frames to
+    /// publish before exiting (without it, publish until killed). Headless, time advances
+    /// 1/30 s per frame; in a window it runs in real time.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     frames: Option<u32>,
-    /// Where to save the captured frame as PNG; its camera model goes beside it as .json.
-    #[arg(long, requires = "frames", conflicts_with = "server")]
+    /// Save the wearer's view (marks and HUD included) at frame --frames as PNG, then exit;
+    /// its camera model goes beside it as .json.
+    #[arg(long, requires = "frames")]
     screenshot: Option<PathBuf>,
     /// Width of the rendered picture in pixels.
     #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(16..=8192))]
@@ -54,7 +68,14 @@ struct Args {
     /// SHA-256 fingerprint of the relay's certificate to pin, as `farsight serve` prints it.
     #[arg(long)]
     fingerprint: Option<String>,
-    /// Capture from a real camera device instead of the simulator (not supported yet).
+    /// The head's path, a JSON file of timed waypoints: {"waypoints": [{"at_s": 0, "eye":
+    /// [x, y, z], "look_at": [x, y, z]}, …]} in metres (y up, the bench's top at 0.75).
+    /// Without it the head sways in front of the bench.
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// Show and stream a real camera instead of the simulator: a V4L2 device such as
+    /// /dev/video0, or `test` for GStreamer's test pattern. It has no tracking: its pose is
+    /// fixed and marks lie on a plane at the median depth.
     #[arg(long)]
     camera: Option<String>,
 }
@@ -70,43 +91,98 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.camera.is_some() {
-        bail!("not yet: capture from a real camera (--camera) is not built; use --sim");
-    }
-    if !args.sim {
-        bail!("nothing to run: pass --sim (the simulator is the only camera so far)");
-    }
-    if !args.headless {
+    let size = UVec2::new(args.width, args.height);
+    // The camera starts first, so a missing one is reported before any window opens.
+    let camera = match (&args.camera, args.sim) {
+        (Some(_), true) => bail!("--sim and --camera are two sources: pass one"),
+        (Some(camera), false) => {
+            let source: CameraSource = camera.parse().context("--camera")?;
+            Some(CameraCapture::start(source, size).context("--camera")?)
+        }
+        (None, true) => None,
+        (None, false) => bail!("nothing to show: pass --sim or --camera DEVICE|test"),
+    };
+    let link = args
+        .server
+        .as_deref()
+        .map(|server| connect_options(server, &args))
+        .transpose()?;
+    if args.headless && link.is_none() && args.screenshot.is_none() {
         bail!(
-            "not yet: the simulator's window is not built; run with --headless and \
-             --server ADDR --token T (publish) or --frames N --screenshot PATH (one frame)"
+            "nothing to do headless: pass --server ADDR --token T, or --frames N --screenshot PATH"
         );
     }
-    let link = match &args.server {
-        Some(server) => Some(connect_options(server, &args)?),
-        None if args.frames.is_some() && args.screenshot.is_some() => None,
-        None => {
-            bail!("nothing to do: pass --server ADDR --token T, or --frames N --screenshot PATH")
+    let mut app = if args.headless {
+        headless_app()
+    } else {
+        // winit panics without a display; say what to do instead.
+        if ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .all(|var| std::env::var_os(var).is_none_or(|v| v.is_empty()))
+        {
+            bail!(
+                "no display for the wearer's view (DISPLAY and WAYLAND_DISPLAY are unset): \
+                 run it on a desktop or under xvfb-run, or pass --headless"
+            );
         }
+        window_app(size)
     };
-    let size = UVec2::new(args.width, args.height);
-    let mut app = simulator_app(size);
+    let simulating = camera.is_none();
+    match camera {
+        None => {
+            app.add_plugins(SimulatorPlugin);
+            if args.headless {
+                // Time advances 1/30 s a frame, however long the software renderer takes.
+                app.add_plugins(HeadlessPlugin);
+            } else {
+                app.add_plugins(HeadControlPlugin);
+            }
+        }
+        Some(capture) => {
+            app.add_plugins((
+                VideoBackgroundPlugin { size },
+                CameraSourcePlugin::new(capture),
+                PassthroughPlugin { size },
+            ));
+        }
+    }
+    if let Some(path) = &args.path {
+        ensure!(
+            simulating,
+            "--path moves the simulated head; a camera has its own"
+        );
+        app.insert_resource(HeadPath::read(path).context("--path")?);
+    }
+    if args.headless {
+        // A stream goes at the glasses' rate; a screenshot alone as fast as it renders.
+        let step = if link.is_some() {
+            FRAME_STEP
+        } else {
+            Duration::ZERO
+        };
+        app.add_plugins(ScheduleRunnerPlugin::run_loop(step));
+        if args.screenshot.is_some() {
+            app.add_plugins(ViewPlugin {
+                target: ViewTarget::Image(size),
+            });
+        }
+    } else {
+        app.add_plugins(ViewPlugin {
+            target: ViewTarget::Window,
+        });
+    }
+    let relay = link.as_ref().map(|options| options.server.to_string());
     if let Some(options) = link {
-        // At most one frame per 1/30 s, so the stream plays at the glasses' rate.
-        app.add_plugins((
-            ScheduleRunnerPlugin::run_loop(FRAME_STEP),
-            LinkPlugin { options },
-            CapturePlugin {
-                frames: args.frames,
-            },
-            AnchorPlugin,
-            MarksPlugin,
-        ));
-    } else if let (Some(frames), Some(screenshot)) = (args.frames, args.screenshot) {
-        app.add_plugins((
-            ScheduleRunnerPlugin::run_loop(Duration::ZERO),
-            SnapshotPlugin { frames, screenshot },
-        ));
+        app.add_plugins((LinkPlugin { options }, AnchorPlugin, MarksPlugin));
+        if simulating {
+            // Without a screenshot to end the run, publishing ends it.
+            let frames = args.frames.filter(|_| args.screenshot.is_none());
+            app.add_plugins((OffScreenPlugin { size }, CapturePlugin { frames }));
+        }
+    }
+    app.add_plugins(HudPlugin { relay });
+    if let (Some(frames), Some(screenshot)) = (args.frames, args.screenshot) {
+        app.add_plugins(SnapshotPlugin { frames, screenshot });
     }
     Ok(match app.run() {
         AppExit::Success => ExitCode::SUCCESS,

@@ -1,18 +1,22 @@
 //! Agents' marks drawn in the scene at their anchored world points, so they stay on the
 //! object as the head moves: arrows as a shaft and a head, circles as a ring facing the camera
 //! of the frame they were drawn on, ink as the stroke's segments, a text label's anchor as a
-//! dot. Strokes keep their width on screen (see `stroke`). `Erase` removes one mark, `Clear`
-//! all of them.
+//! dot with the label's text beside it in the wearer's view. Strokes keep their width on
+//! screen (see `stroke`). Marks are drawn for the wearer only (`MARKS_LAYER`), never into the
+//! stream. `Erase` removes one mark, `Clear` all of them.
 
 use std::f32::consts::TAU;
 
-use bevy::camera::visibility::NoFrustumCulling;
+use bevy::camera::visibility::{NoFrustumCulling, RenderLayers};
 use bevy::prelude::*;
+use bevy::ui::UiSystems;
 use farsight_protocol::{AnnotationId, AnnotationKind, ControlMessage};
 
-use crate::anchor::MarkAnchored;
+use crate::anchor::{MarkAnchored, NotInWorld};
 use crate::link::LinkEvent;
+use crate::simulator::Head;
 use crate::stroke::{StrokeMaterial, StrokePlugin, stroke_mesh};
+use crate::view::{MARKS_LAYER, WearerView};
 
 /// Pixels of stroke width per point of the agent's pen width.
 const PX_PER_POINT: f32 = 1.0;
@@ -22,6 +26,10 @@ const MAX_WIDTH_PX: f32 = 24.0;
 const PIN_WIDTHS: f32 = 3.0;
 /// Segments of a circle's ring.
 const RING_SEGMENTS: usize = 48;
+/// A label's text sits this far right of and above its anchor, in logical pixels, so the
+/// pin stays visible.
+const LABEL_OFFSET: Vec2 = Vec2::new(10.0, -30.0);
+const LABEL_FONT_PX: f32 = 18.0;
 
 #[derive(Debug)]
 pub struct MarksPlugin;
@@ -31,7 +39,8 @@ impl Plugin for MarksPlugin {
         app.add_plugins(StrokePlugin)
             .add_message::<MarkAnchored>()
             .add_message::<LinkEvent>()
-            .add_systems(Update, (draw_marks, erase_marks).chain());
+            .add_systems(Update, (draw_marks, erase_marks).chain())
+            .add_systems(PostUpdate, place_labels.before(UiSystems::Layout));
     }
 }
 
@@ -41,7 +50,15 @@ pub struct Mark(pub AnnotationId);
 
 /// A mesh of a drawn mark: not part of the scene that depth is measured in.
 #[derive(Component, Debug, Default)]
+#[require(NotInWorld)]
 pub struct MarkPart;
+
+/// A text label's words in the wearer's view, kept beside the anchor's projection. It carries
+/// its `Mark` too, so erasing the mark removes it.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct MarkLabel {
+    pub anchor: Vec3,
+}
 
 pub(crate) fn draw_marks(
     mut commands: Commands,
@@ -49,6 +66,7 @@ pub(crate) fn draw_marks(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StrokeMaterial>>,
     existing: Query<(Entity, &Mark)>,
+    view: Option<Single<Entity, With<WearerView>>>,
 ) {
     for MarkAnchored {
         mark, points, eye, ..
@@ -84,9 +102,57 @@ pub(crate) fn draw_marks(
                         MeshMaterial3d(materials.add(StrokeMaterial::new(color, width, behind))),
                         // The mesh's bounds are its centre lines; the GPU widens them.
                         NoFrustumCulling,
+                        RenderLayers::layer(MARKS_LAYER),
                     ));
                 }
             });
+        if let (AnnotationKind::Text, Some(view), Some(anchor)) =
+            (mark.kind, view.as_deref(), points.first())
+            && !mark.text.is_empty()
+        {
+            commands.spawn((
+                Name::new(format!("label {}", mark.id)),
+                Mark(mark.id),
+                MarkLabel { anchor: *anchor },
+                UiTargetCamera(*view),
+                Node {
+                    position_type: PositionType::Absolute,
+                    padding: UiRect::axes(Val::Px(6.0), Val::Px(2.0)),
+                    ..default()
+                },
+                BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.65)),
+                Text::new(mark.text.clone()),
+                TextFont::from_font_size(LABEL_FONT_PX),
+                // White on dark reads on any background; the pin carries the mark's colour.
+                TextColor(Color::WHITE),
+                // Hidden until placed, so it never flashes in the corner.
+                Visibility::Hidden,
+            ));
+        }
+    }
+}
+
+/// Keeps each label beside its anchor as the head moves; hides it when the anchor is behind.
+fn place_labels(
+    view: Option<Single<&Camera, With<WearerView>>>,
+    head: Option<Single<&Transform, With<Head>>>,
+    mut labels: Query<(&MarkLabel, &mut Node, &mut Visibility)>,
+) {
+    let (Some(camera), Some(head)) = (view, head) else {
+        return;
+    };
+    // The view rides on the head with no offset of its own.
+    let eye = GlobalTransform::from(**head);
+    for (label, mut node, mut visibility) in &mut labels {
+        match camera.world_to_viewport(&eye, label.anchor) {
+            Ok(at) => {
+                let at = at + LABEL_OFFSET;
+                node.left = Val::Px(at.x);
+                node.top = Val::Px(at.y);
+                *visibility = Visibility::Inherited;
+            }
+            Err(_) => *visibility = Visibility::Hidden,
+        }
     }
 }
 

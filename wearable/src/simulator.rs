@@ -2,11 +2,13 @@
 //! head (the camera) that follows a scripted path. The path is a function of `Time`, so a
 //! headless run that advances time by a fixed step renders the same frames every time.
 
-use std::f32::consts::{FRAC_PI_2, TAU};
+use std::f32::consts::FRAC_PI_2;
 
 use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::prelude::*;
 use bevy::render::view::Msaa;
+
+use crate::head_path::HeadPath;
 
 /// Vertical field of view of the simulated glasses' camera.
 pub const HEAD_VFOV_DEGREES: f32 = 60.0;
@@ -23,7 +25,7 @@ pub fn head_camera(seconds: f32, size: UVec2) -> farsight_protocol::CameraModel 
 }
 
 /// Where the device's housing sits: its centre, on the table top.
-const DEVICE_CENTRE: Vec3 = Vec3::new(0.0, 0.84, 0.0);
+pub const DEVICE_CENTRE: Vec3 = Vec3::new(0.0, 0.84, 0.0);
 const HOUSING_SIZE: Vec3 = Vec3::new(0.30, 0.18, 0.16);
 const TABLE_TOP_HEIGHT: f32 = 0.75;
 
@@ -40,9 +42,13 @@ pub struct SimulatorPlugin;
 impl Plugin for SimulatorPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<HeadPath>()
+            .init_resource::<HeadMode>()
             .insert_resource(ClearColor(Color::srgb(0.12, 0.13, 0.15)))
             .add_systems(Startup, (spawn_workbench, spawn_head))
-            .add_systems(Update, follow_head_path);
+            .add_systems(
+                Update,
+                follow_head_path.run_if(resource_equals(HeadMode::Path)),
+            );
     }
 }
 
@@ -50,49 +56,17 @@ impl Plugin for SimulatorPlugin {
 #[derive(Component, Debug)]
 pub struct Head;
 
+/// Whether the head follows its scripted path or is steered by hand (`head_control`).
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeadMode {
+    #[default]
+    Path,
+    Manual,
+}
+
 /// The part an agent is most likely to point at in tests: a red cylinder.
 #[derive(Component, Debug)]
 pub struct Knob;
-
-/// The head's scripted motion: a slow sway left and right and a smaller bob up and down in
-/// front of the bench, always looking at the device.
-#[derive(Resource, Clone, Copy, Debug)]
-pub struct HeadPath {
-    /// Centre of the sway, where the head is at time zero.
-    pub centre: Vec3,
-    /// Half the left-right travel, in metres.
-    pub sway: f32,
-    pub sway_period_s: f32,
-    /// Half the up-down travel, in metres.
-    pub bob: f32,
-    pub bob_period_s: f32,
-    pub look_at: Vec3,
-}
-
-impl Default for HeadPath {
-    fn default() -> Self {
-        Self {
-            centre: Vec3::new(0.0, 1.2, 0.6),
-            sway: 0.3,
-            sway_period_s: 8.0,
-            bob: 0.05,
-            bob_period_s: 5.0,
-            look_at: DEVICE_CENTRE,
-        }
-    }
-}
-
-impl HeadPath {
-    pub fn pose_at(&self, seconds: f32) -> Transform {
-        let eye = self.centre
-            + Vec3::new(
-                self.sway * (TAU * seconds / self.sway_period_s).sin(),
-                self.bob * (TAU * seconds / self.bob_period_s).sin(),
-                0.0,
-            );
-        Transform::from_translation(eye).looking_at(self.look_at, Vec3::Y)
-    }
-}
 
 fn spawn_workbench(
     mut commands: Commands,
@@ -180,6 +154,11 @@ fn spawn_head(mut commands: Commands, path: Res<HeadPath>) {
         Name::new("head"),
         Head,
         Camera3d::default(),
+        // It films only once something takes its pictures (`OffScreenPlugin`).
+        Camera {
+            is_active: false,
+            ..default()
+        },
         Projection::Perspective(PerspectiveProjection {
             fov: HEAD_VFOV_DEGREES.to_radians(),
             ..default()

@@ -1,5 +1,6 @@
-//! One picture: after `frames` frames the off-screen render is saved as a PNG beside a JSON
-//! record of the frame's `CameraModel` and the knob's world position, then the app exits.
+//! One picture: after `frames` frames the wearer's view (the window, or its off-screen image)
+//! is saved as a PNG beside a JSON record of the view's `CameraModel` and the knob's world
+//! position, then the app exits.
 //!
 //! Frame 1 is drawn at time zero, so frame N shows the head at (N − 1) / 30 s. The head stops
 //! at frame N (virtual time is paused), and the capture waits until the renderer has compiled
@@ -14,8 +15,9 @@ use farsight_protocol::CameraModel;
 use serde::Serialize;
 
 use crate::camera_model::{camera_model, perspective, to_nalgebra};
-use crate::headless::{OffScreen, RendererReady};
-use crate::simulator::{Head, Knob};
+use crate::headless::{ReadinessPlugin, RendererReady};
+use crate::simulator::Knob;
+use crate::view::{ViewImage, WearerView};
 
 /// Frames past the requested one after which a renderer that is still not ready is an error.
 const READY_TIMEOUT_FRAMES: u32 = 900;
@@ -28,6 +30,9 @@ pub struct SnapshotPlugin {
 
 impl Plugin for SnapshotPlugin {
     fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<ReadinessPlugin>() {
+            app.add_plugins(ReadinessPlugin);
+        }
         app.insert_resource(Snapshot {
             frames: self.frames,
             screenshot: self.screenshot.clone(),
@@ -52,7 +57,8 @@ struct FrameRecord {
     frame: u32,
     time_s: f64,
     camera: CameraRecord,
-    knob: [f64; 3],
+    /// Where the simulator's knob is, when the picture is of the simulator.
+    knob: Option<[f64; 3]>,
 }
 
 #[derive(Serialize, Debug)]
@@ -104,7 +110,7 @@ fn capture_frame(
     mut snapshot: ResMut<Snapshot>,
     mut time: ResMut<Time<Virtual>>,
     ready: Res<RendererReady>,
-    off_screen: Res<OffScreen>,
+    view: Option<Res<ViewImage>>,
     mut exit: MessageWriter<AppExit>,
 ) {
     snapshot.frame += 1;
@@ -122,9 +128,11 @@ fn capture_frame(
             waited = snapshot.frame - snapshot.frames,
             "capturing"
         );
-        commands
-            .spawn(Screenshot::image(off_screen.image.clone()))
-            .observe(save_capture);
+        let screenshot = match view {
+            Some(view) => Screenshot::image(view.image.clone()),
+            None => Screenshot::primary_window(),
+        };
+        commands.spawn(screenshot).observe(save_capture);
     } else if snapshot.frame - snapshot.frames > READY_TIMEOUT_FRAMES {
         error!(
             frames = snapshot.frame,
@@ -137,23 +145,23 @@ fn capture_frame(
 fn save_capture(
     captured: On<ScreenshotCaptured>,
     snapshot: Res<Snapshot>,
-    off_screen: Res<OffScreen>,
     time: Res<Time<Virtual>>,
-    head: Single<(&GlobalTransform, &Projection), With<Head>>,
-    knob: Single<&GlobalTransform, With<Knob>>,
+    view: Single<(&GlobalTransform, &Projection, &Camera), With<WearerView>>,
+    knob: Option<Single<&GlobalTransform, With<Knob>>>,
     mut exit: MessageWriter<AppExit>,
 ) {
-    let (transform, projection) = *head;
+    let (transform, projection, camera) = *view;
+    let size = camera.physical_viewport_size().unwrap_or_default();
     let result = perspective(projection)
-        .ok_or_else(|| "the head camera's projection is not perspective".to_owned())
+        .ok_or_else(|| "the view's projection is not perspective".to_owned())
         .and_then(|projection| {
-            let model = camera_model(transform, projection, off_screen.size);
-            let knob = to_nalgebra(knob.translation());
+            let model = camera_model(transform, projection, size);
+            let knob = knob.map(|knob| to_nalgebra(knob.translation()));
             let record = FrameRecord {
                 frame: snapshot.frames,
                 time_s: time.elapsed_secs_f64(),
                 camera: CameraRecord::from(&model),
-                knob: [knob.x, knob.y, knob.z],
+                knob: knob.map(|knob| [knob.x, knob.y, knob.z]),
             };
             save(&captured.image, &snapshot.screenshot, &record)
         });

@@ -215,25 +215,68 @@ fn knob_renders_where_the_camera_model_projects_it() -> Result<()> {
 }
 
 #[test]
-fn options_not_built_yet_are_refused_with_a_reason() -> Result<()> {
+fn command_lines_that_cannot_work_are_refused_with_the_reason() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    for args in [
-        &[
-            "--sim",
-            "--headless",
-            "--server",
-            "127.0.0.1:4433",
-            "--token",
-            "t",
-        ][..],
-        &["--sim", "--camera", "/dev/video0"][..],
-        &["--sim"][..],
-    ] {
+    let png = dir.path().join("never.png");
+    let png = png.to_str().context("a UTF-8 temporary path")?;
+    let one_frame = ["--headless", "--frames", "1", "--screenshot", png];
+    let cases: [(Vec<&str>, &str); 5] = [
+        (
+            vec![
+                "--sim",
+                "--headless",
+                "--server",
+                "127.0.0.1:4433",
+                "--token",
+                "t",
+            ],
+            "not yet: checking the relay's certificate",
+        ),
+        (
+            [&["--sim", "--camera", "test"][..], &one_frame].concat(),
+            "two sources",
+        ),
+        (one_frame.to_vec(), "nothing to show"),
+        (
+            [&["--camera", "test", "--path", "p.json"][..], &one_frame].concat(),
+            "--path moves the simulated head",
+        ),
+        (
+            [
+                &["--sim", "--path", "/nonexistent/path.json"][..],
+                &one_frame,
+            ]
+            .concat(),
+            "reading /nonexistent/path.json",
+        ),
+    ];
+    for (args, reason) in cases {
         let log = dir.path().join("refused.log");
-        let status = wearable(args, &log)?;
+        let status = wearable(&args, &log)?;
         let said = std::fs::read_to_string(&log)?;
         assert!(!status.success(), "{args:?} succeeded");
-        assert!(said.contains("not yet"), "{args:?} said: {said}");
+        assert!(said.contains(reason), "{args:?} said: {said}");
     }
+    Ok(())
+}
+
+#[test]
+fn a_window_without_a_display_is_refused_with_what_to_do() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("refused.log");
+    let out = File::create(&log)?;
+    let status = Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
+        .arg("--sim")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()?;
+    let said = std::fs::read_to_string(&log)?;
+    assert!(!status.success(), "a window opened with no display");
+    assert!(
+        said.contains("no display") && said.contains("--headless"),
+        "it said: {said}"
+    );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! A mark anchored on the first frame stays on the object: the simulator, rendering headless
 //! in-process, anchors an agent's label pin on the red knob as seen at time zero, and over a
 //! second later — the head having moved — the pin is drawn where that frame's camera projects
-//! the anchored point on the knob's face.
+//! the anchored point on the knob's face, with the label's words beside it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use farsight_wearable::link::LinkEvent;
 use farsight_wearable::marks::MarksPlugin;
 use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION, head_camera};
 use farsight_wearable::snapshot::{SnapshotPlugin, record_path};
+use farsight_wearable::view::{ViewPlugin, ViewTarget};
 use nalgebra::{Point2, Point3, Quaternion, UnitQuaternion, Vector3};
 use serde_json::Value;
 
@@ -104,9 +105,12 @@ fn saved_camera(png: &Path) -> Result<CameraModel> {
 fn a_mark_anchored_at_time_zero_is_drawn_on_the_knob_later() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let png = dir.path().join("later.png");
-    let mut app = simulator_app(SIZE);
+    let mut app = simulator_app();
     app.add_plugins((
         ScheduleRunnerPlugin::run_loop(Duration::ZERO),
+        ViewPlugin {
+            target: ViewTarget::Image(SIZE),
+        },
         SnapshotPlugin {
             frames: LATER_FRAME,
             screenshot: png.clone(),
@@ -144,6 +148,20 @@ fn a_mark_anchored_at_time_zero_is_drawn_on_the_knob_later() -> Result<()> {
         off < TOLERANCE_PX,
         "frame {LATER_FRAME}: the pin is drawn at {drawn} ({count} pixels), {off:.1} px from \
          the anchored point's projection {expected}"
+    );
+    // The label's words are drawn beside the pin, up and to the right, in white.
+    let (x0, y0) = (drawn.x as u32 + 8, (drawn.y as u32).saturating_sub(34));
+    let words = (x0..x0 + 100)
+        .flat_map(|x| (y0..y0 + 28).map(move |y| (x, y)))
+        .filter(|&(x, y)| {
+            picture
+                .get_pixel_checked(x, y)
+                .is_some_and(|p| p.0.iter().all(|c| *c > 230))
+        })
+        .count();
+    ensure!(
+        words >= 30,
+        "only {words} white pixels of the label beside the pin"
     );
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! watches its session as an agent: the simulator's view arrives as H.264, a key frame first
 //! and in order, and every frame carries the pose the scripted head path had at that frame's
 //! time — the relay sees the stream's pose metadata match the simulator's path. When the
-//! relay restarts, the wearable resumes the same session by itself.
+//! relay restarts, the wearable resumes the same session by itself, within seconds. A real
+//! camera source (GStreamer's test pattern) streams the same way, with its fixed camera.
 
 mod support;
 
@@ -11,7 +12,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use bevy::math::UVec2;
 use farsight_client::Received;
-use farsight_protocol::{CameraModel, Micros};
+use farsight_protocol::control::DepthSource;
+use farsight_protocol::{
+    Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, Micros, ParticipantId,
+    Style,
+};
+use farsight_wearable::camera_source::fixed_camera_model;
 use farsight_wearable::headless::FRAME_STEP;
 use farsight_wearable::simulator::head_camera;
 use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH};
@@ -174,6 +180,9 @@ async fn relay_sees_the_simulators_view_with_the_head_paths_poses() -> Result<()
     Ok(())
 }
 
+/// How soon after a relay restart an agent sees the wearable's frames again.
+const RECONNECT_LIMIT: Duration = Duration::from_secs(5);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wearable_resumes_its_session_when_the_relay_restarts() -> Result<()> {
     let relay = Relay::start().await?;
@@ -192,6 +201,7 @@ async fn wearable_resumes_its_session_when_the_relay_restarts() -> Result<()> {
     drop((agent, watcher));
 
     let relay = relay.restart().await?;
+    let restarted = tokio::time::Instant::now();
     // The agent may ask before the wearable is back; it watches once the session is live.
     loop {
         let (_agent, mut watcher) = relay.watch(session).await?;
@@ -216,6 +226,11 @@ async fn wearable_resumes_its_session_when_the_relay_restarts() -> Result<()> {
                  group {last_group}",
                 first.object.frame.0,
                 first.header.group.0
+            );
+            let back = restarted.elapsed();
+            ensure!(
+                back < RECONNECT_LIMIT,
+                "frames came back {back:?} after the restart (limit {RECONNECT_LIMIT:?})"
             );
             break;
         }
@@ -251,6 +266,80 @@ async fn a_refused_token_ends_the_wearable_with_the_reason() -> Result<()> {
     let log = wearable.log();
     ensure!(!status.success(), "a refused token succeeded; log:\n{log}");
     ensure!(log.contains("Unauthorized"), "log:\n{log}");
+    relay.running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_streams_its_picture_and_its_marks_lie_on_the_median_plane() -> Result<()> {
+    let relay = Relay::start().await?;
+    let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+    let mut wearable = relay.spawn_wearable(
+        &relay.wearable_token,
+        (WIDTH, HEIGHT),
+        &["--camera", "test", "--headless"],
+        None,
+    )?;
+    let session = relay.session(&mut wearable, deadline).await?;
+    let (mut agent, mut watcher) = relay.watch(session).await?;
+    let frames = wearable
+        .receive(&mut watcher, deadline, |frames| frames.len() >= 10)
+        .await?;
+    let first = &frames[0].object;
+    ensure!(first.flags.keyframe, "the first frame is not a key frame");
+    let nals = nal_types(&first.payload);
+    ensure!(
+        nals.contains(&7) && nals.contains(&8) && nals.contains(&5),
+        "the key frame lacks SPS, PPS or IDR: NAL types {nals:?}"
+    );
+    // A camera with no tracking: every frame has the fixed pose and the assumed lens.
+    let fixed = fixed_camera_model(UVec2::new(WIDTH, HEIGHT));
+    for pair in frames.windows(2) {
+        let (a, b) = (&pair[0].object, &pair[1].object);
+        ensure!(
+            b.frame.0 == a.frame.0 + 1,
+            "frame {} after {}",
+            b.frame.0,
+            a.frame.0
+        );
+        // The wire carries the lens in f32.
+        let (k, f) = (b.camera.intrinsics, fixed.intrinsics);
+        ensure!(
+            b.camera.pose == fixed.pose
+                && (k.width, k.height) == (f.width, f.height)
+                && (k.fx - f.fx).abs() < 0.01
+                && (k.cx - f.cx).abs() < 0.01,
+            "frame {}: camera {:?}, expected {fixed:?}",
+            b.frame.0,
+            b.camera
+        );
+    }
+
+    agent
+        .send(&ControlMessage::Annotate(Annotate {
+            session,
+            id: AnnotationId(1),
+            author: ParticipantId(0),
+            kind: AnnotationKind::Arrow,
+            frame: first.frame,
+            points: vec![[0.4, 0.4], [0.6, 0.5]],
+            style: Style::default(),
+            text: String::new(),
+        }))
+        .await?;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let depth = agent
+        .wait_for(left, |m| match m {
+            ControlMessage::AnchorResolved { depth, .. } => Some(*depth),
+            _ => None,
+        })
+        .await
+        .with_context(|| format!("no AnchorResolved; log:\n{}", wearable.log()))?;
+    ensure!(
+        depth == DepthSource::MedianPlane,
+        "a mark on a camera with no depth was anchored by {depth:?}"
+    );
+    wearable.child.kill().await?;
     relay.running.shutdown().await;
     Ok(())
 }

@@ -13,10 +13,12 @@ use farsight_protocol::{
     Annotate, AnnotationId, AnnotationKind, FrameSeq, ParticipantId, SessionId, Style,
 };
 use farsight_wearable::anchor::MarkAnchored;
+use farsight_wearable::head_path::HeadPath;
 use farsight_wearable::headless::simulator_app;
 use farsight_wearable::marks::MarksPlugin;
-use farsight_wearable::simulator::{HeadPath, head_camera};
+use farsight_wearable::simulator::head_camera;
 use farsight_wearable::snapshot::SnapshotPlugin;
+use farsight_wearable::view::{ViewPlugin, ViewTarget};
 use image::RgbImage;
 use nalgebra::Point2;
 
@@ -79,9 +81,12 @@ fn width_px(picture: &RgbImage, rgb: [u8; 3]) -> u32 {
 fn strokes_are_as_wide_on_screen_near_as_far() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let png = dir.path().join("strokes.png");
-    let mut app = simulator_app(SIZE);
+    let mut app = simulator_app();
     app.add_plugins((
         ScheduleRunnerPlugin::run_loop(Duration::ZERO),
+        ViewPlugin {
+            target: ViewTarget::Image(SIZE),
+        },
         SnapshotPlugin {
             frames: 1,
             screenshot: png.clone(),

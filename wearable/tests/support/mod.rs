@@ -2,6 +2,8 @@
 //! tests that go through the relay.
 #![allow(dead_code)]
 
+pub mod display;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -76,10 +78,25 @@ impl Relay {
         size: (u32, u32),
         extra: &[&str],
     ) -> Result<Wearable> {
+        let mut args = vec!["--sim", "--headless"];
+        args.extend_from_slice(extra);
+        self.spawn_wearable(token, size, &args, None)
+    }
+
+    /// Runs `farsight-wearable` publishing here with `args` (its source among them), its
+    /// window on `display` when given; its output goes to a log.
+    pub fn spawn_wearable(
+        &self,
+        token: &str,
+        size: (u32, u32),
+        args: &[&str],
+        display: Option<&str>,
+    ) -> Result<Wearable> {
         let log_path = self.dir.path().join("wearable.log");
         let log = File::create(&log_path)?;
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"))
-            .args(["--sim", "--headless", "--server"])
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"));
+        command
+            .arg("--server")
             .arg(self.running.quic_addr.to_string())
             .args(["--token", token, "--fingerprint", &self.running.fingerprint])
             .args([
@@ -88,14 +105,23 @@ impl Relay {
                 "--height",
                 &size.1.to_string(),
             ])
-            .args(extra)
+            .args(args)
+            .env_remove("WAYLAND_DISPLAY")
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting farsight-wearable")?;
+            .kill_on_drop(true);
+        match display {
+            Some(display) => command.env("DISPLAY", display),
+            None => command.env_remove("DISPLAY"),
+        };
+        let child = command.spawn().context("starting farsight-wearable")?;
         Ok(Wearable { child, log_path })
+    }
+
+    /// A directory that lives as long as the relay, for a test's files.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// The session the wearable opened, once it has.

@@ -1,0 +1,343 @@
+//! The passthrough picture: the camera's newest I420 frame drawn behind everything a Bevy
+//! camera renders, converted to RGB on the GPU by `shaders/video_background.wgsl` (BT.601,
+//! limited range), with [`i420_to_rgb`] as the reference the shader is tested against.
+
+use bevy::asset::{RenderAssetUsages, uuid_handle};
+use bevy::camera::visibility::{NoFrustumCulling, RenderLayers};
+use bevy::mesh::{Indices, MeshVertexBufferLayoutRef, PrimitiveTopology};
+use bevy::pbr::{MaterialPipeline, MaterialPipelineKey};
+use bevy::prelude::*;
+use bevy::render::RenderApp;
+use bevy::render::render_resource::{
+    AsBindGroup, Extent3d, RenderPipelineDescriptor, SpecializedMeshPipelineError,
+    TextureDimension, TextureFormat,
+};
+use bevy::shader::{Shader, ShaderRef};
+use image::RgbImage;
+
+use crate::anchor::NotInWorld;
+
+const VIDEO_BACKGROUND_SHADER: Handle<Shader> =
+    uuid_handle!("0b7e4f9a-3c52-4d1e-8a6f-2e9d5c7b1a43");
+
+/// Y, U and V of black in limited range: what the background shows before the first frame.
+const BLACK: [u8; 3] = [16, 128, 128];
+
+/// Adds the video background to every camera with a [`VideoBackground`], showing frames of
+/// `size` handed to [`VideoFeed::show`].
+#[derive(Debug, Clone)]
+pub struct VideoBackgroundPlugin {
+    pub size: UVec2,
+}
+
+impl Plugin for VideoBackgroundPlugin {
+    fn build(&self, app: &mut App) {
+        if let Some(mut shaders) = app.world_mut().get_resource_mut::<Assets<Shader>>() {
+            shaders
+                .insert(
+                    VIDEO_BACKGROUND_SHADER.id(),
+                    Shader::from_wgsl(
+                        include_str!("../../shaders/video_background.wgsl"),
+                        "shaders/video_background.wgsl",
+                    ),
+                )
+                .expect("a UUID handle always takes an asset");
+        }
+        if app.get_sub_app(RenderApp).is_some() {
+            app.add_plugins(MaterialPlugin::<VideoBackgroundMaterial>::default());
+        } else {
+            app.init_asset::<VideoBackgroundMaterial>();
+        }
+        let world = app.world_mut();
+        let image = world
+            .get_resource_mut::<Assets<Image>>()
+            .expect("VideoBackgroundPlugin goes after DefaultPlugins")
+            .add(black_frame(self.size));
+        let material =
+            world
+                .resource_mut::<Assets<VideoBackgroundMaterial>>()
+                .add(VideoBackgroundMaterial {
+                    frame: image.clone(),
+                });
+        let quad = world
+            .get_resource_mut::<Assets<Mesh>>()
+            .expect("VideoBackgroundPlugin goes after DefaultPlugins")
+            .add(screen_quad());
+        app.insert_resource(VideoFeed {
+            image,
+            size: self.size,
+            material,
+            quad,
+        })
+        .add_observer(add_background);
+    }
+}
+
+/// Put on a camera to draw the video behind everything it sees. The background is a child
+/// of the camera in the camera's render layers. Colours come out as the camera sent them on
+/// a camera without HDR (or with `Tonemapping::None`).
+#[derive(Component, Debug, Default, Clone, Copy)]
+pub struct VideoBackground;
+
+/// The texture the camera's frames are written into.
+#[derive(Resource, Debug, Clone)]
+pub struct VideoFeed {
+    /// `R8Unorm`, `size.x` wide and `size.y * 3 / 2` tall: the I420 bytes as they come, read
+    /// in rows of `size.x` — the Y plane, then the U and V planes two half-width rows to a
+    /// texture row.
+    pub image: Handle<Image>,
+    pub size: UVec2,
+    material: Handle<VideoBackgroundMaterial>,
+    quad: Handle<Mesh>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VideoBackgroundError {
+    #[error("a {got_width}×{got_height} frame for a {width}×{height} background")]
+    WrongSize {
+        got_width: u32,
+        got_height: u32,
+        width: u32,
+        height: u32,
+    },
+    #[error("{got} bytes of I420 for a {width}×{height} background, expected {expected}")]
+    WrongLength {
+        got: usize,
+        expected: usize,
+        width: u32,
+        height: u32,
+    },
+    #[error("the background's image is gone")]
+    NoImage,
+}
+
+impl VideoFeed {
+    /// Shows an I420 frame of `size` from the next render on.
+    pub fn show(
+        &self,
+        images: &mut Assets<Image>,
+        size: UVec2,
+        i420: &[u8],
+    ) -> Result<(), VideoBackgroundError> {
+        let (width, height) = (self.size.x, self.size.y);
+        if size != self.size {
+            return Err(VideoBackgroundError::WrongSize {
+                got_width: size.x,
+                got_height: size.y,
+                width,
+                height,
+            });
+        }
+        let expected = i420_len(self.size);
+        if i420.len() != expected {
+            return Err(VideoBackgroundError::WrongLength {
+                got: i420.len(),
+                expected,
+                width,
+                height,
+            });
+        }
+        let mut image = images
+            .get_mut(&self.image)
+            .ok_or(VideoBackgroundError::NoImage)?;
+        // Same size and format: the renderer writes into the texture it has.
+        match &mut image.data {
+            Some(data) => data.copy_from_slice(i420),
+            None => image.data = Some(i420.to_vec()),
+        }
+        Ok(())
+    }
+}
+
+/// Bytes in an I420 frame of `size` without row padding.
+fn i420_len(size: UVec2) -> usize {
+    size.x as usize * size.y as usize * 3 / 2
+}
+
+fn black_frame(size: UVec2) -> Image {
+    let luma = size.x as usize * size.y as usize;
+    let mut data = vec![BLACK[0]; luma];
+    data.resize(i420_len(size), BLACK[1]);
+    Image::new(
+        Extent3d {
+            width: size.x,
+            height: size.y * 3 / 2,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::R8Unorm,
+        RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+    )
+}
+
+/// Two triangles covering clip space; the vertex shader takes their positions as they are.
+fn screen_quad() -> Mesh {
+    Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::default(),
+    )
+    .with_inserted_attribute(
+        Mesh::ATTRIBUTE_POSITION,
+        vec![
+            [-1.0, -1.0, 0.0],
+            [1.0, -1.0, 0.0],
+            [1.0, 1.0, 0.0],
+            [-1.0, 1.0, 0.0],
+        ],
+    )
+    .with_inserted_indices(Indices::U32(vec![0, 1, 2, 0, 2, 3]))
+}
+
+fn add_background(
+    add: On<Add, VideoBackground>,
+    mut commands: Commands,
+    feed: Res<VideoFeed>,
+    layers: Query<&RenderLayers>,
+) {
+    let mut background = commands.spawn((
+        Name::new("video background"),
+        Mesh3d(feed.quad.clone()),
+        MeshMaterial3d(feed.material.clone()),
+        // The quad is placed on screen by its shader, wherever its transform says it is; in
+        // front of the camera all the same, in case something culls it by its bounds.
+        Transform::from_xyz(0.0, 0.0, -1.0),
+        NoFrustumCulling,
+        NotInWorld,
+        ChildOf(add.entity),
+    ));
+    if let Ok(layers) = layers.get(add.entity) {
+        background.insert(layers.clone());
+    }
+}
+
+/// The camera's picture, drawn behind the scene from the camera's I420 frame.
+#[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
+pub struct VideoBackgroundMaterial {
+    #[texture(0)]
+    pub frame: Handle<Image>,
+}
+
+impl Material for VideoBackgroundMaterial {
+    fn vertex_shader() -> ShaderRef {
+        ShaderRef::Handle(VIDEO_BACKGROUND_SHADER)
+    }
+
+    fn fragment_shader() -> ShaderRef {
+        ShaderRef::Handle(VIDEO_BACKGROUND_SHADER)
+    }
+
+    fn enable_prepass() -> bool {
+        false
+    }
+
+    fn enable_shadows() -> bool {
+        false
+    }
+
+    fn specialize(
+        _pipeline: &MaterialPipeline,
+        descriptor: &mut RenderPipelineDescriptor,
+        layout: &MeshVertexBufferLayoutRef,
+        _key: MaterialPipelineKey<Self>,
+    ) -> Result<(), SpecializedMeshPipelineError> {
+        descriptor.vertex.buffers = vec![
+            layout
+                .0
+                .get_layout(&[Mesh::ATTRIBUTE_POSITION.at_shader_location(0)])?,
+        ];
+        descriptor.primitive.cull_mode = None;
+        if let Some(depth) = descriptor.depth_stencil.as_mut() {
+            // On the far plane already; nothing is ever drawn behind it.
+            depth.depth_write_enabled = Some(false);
+        }
+        Ok(())
+    }
+}
+
+/// One BT.601 limited-range sample to gamma-encoded RGB, as the shader converts it.
+pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let l = (f32::from(y) - 16.0) / 219.0;
+    let pb = (f32::from(u) - 128.0) / 224.0;
+    let pr = (f32::from(v) - 128.0) / 224.0;
+    let rgb = [
+        l + 1.402 * pr,
+        l - 0.344_136 * pb - 0.714_136 * pr,
+        l + 1.772 * pb,
+    ];
+    rgb.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8)
+}
+
+/// The picture in an I420 frame of `size`, or `None` when `i420` is not that many bytes
+/// (`size` even, rows unpadded).
+pub fn i420_to_rgb(i420: &[u8], size: UVec2) -> Option<RgbImage> {
+    if !size.x.is_multiple_of(2) || !size.y.is_multiple_of(2) || i420.len() != i420_len(size) {
+        return None;
+    }
+    let (width, height) = (size.x as usize, size.y as usize);
+    let (luma, chroma) = i420.split_at(width * height);
+    let (u_plane, v_plane) = chroma.split_at(chroma.len() / 2);
+    Some(RgbImage::from_fn(size.x, size.y, |x, y| {
+        let (x, y) = (x as usize, y as usize);
+        let c = (y / 2) * (width / 2) + x / 2;
+        image::Rgb(yuv_to_rgb(luma[y * width + x], u_plane[c], v_plane[c]))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_range_black_white_and_primaries() {
+        assert_eq!(yuv_to_rgb(16, 128, 128), [0, 0, 0]);
+        assert_eq!(yuv_to_rgb(235, 128, 128), [255, 255, 255]);
+        // BT.601 100% colour bars, as 8-bit Y'CbCr.
+        for (yuv, rgb) in [
+            ([81, 90, 240], [255, 0, 0]),
+            ([145, 54, 34], [0, 255, 0]),
+            ([41, 240, 110], [0, 0, 255]),
+            ([210, 16, 146], [255, 255, 0]),
+        ] {
+            let got = yuv_to_rgb(yuv[0], yuv[1], yuv[2]);
+            for (g, want) in got.iter().zip(rgb) {
+                assert!(g.abs_diff(want) <= 2, "{yuv:?} gave {got:?}, not {rgb:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_pixel_reads_its_own_chroma_from_the_u_and_v_planes() {
+        // 8×4: the left half red, the right half blue; the bottom row of chroma different
+        // again, so a mix-up of planes, rows or columns shows.
+        let size = UVec2::new(8, 4);
+        let mut frame = Vec::new();
+        frame.extend(std::iter::repeat_n(81, 32));
+        let u = [[90, 90, 240, 240], [128, 128, 128, 128]];
+        let v = [[240, 240, 110, 110], [128, 128, 128, 128]];
+        frame.extend(u.iter().flatten());
+        frame.extend(v.iter().flatten());
+        let picture = i420_to_rgb(&frame, size).expect("an 8×4 frame");
+        let red = picture.get_pixel(1, 1).0;
+        let blue = picture.get_pixel(6, 0).0;
+        let grey = picture.get_pixel(5, 3).0;
+        assert!(red[0] > 200 && red[2] < 60, "{red:?}");
+        assert!(blue[2] > 120 && blue[0] < 60, "{blue:?}");
+        assert_eq!(grey[0], grey[1]);
+        assert_eq!(grey[1], grey[2]);
+    }
+
+    #[test]
+    fn a_frame_of_the_wrong_length_is_no_picture() {
+        assert!(i420_to_rgb(&[0; 47], UVec2::new(8, 4)).is_none());
+    }
+
+    #[test]
+    fn the_texture_holds_the_frame_bytes_as_they_come() {
+        let size = UVec2::new(16, 6);
+        let image = black_frame(size);
+        assert_eq!(image.texture_descriptor.size.width, 16);
+        assert_eq!(image.texture_descriptor.size.height, 9);
+        assert_eq!(image.data.as_ref().map(Vec::len), Some(i420_len(size)));
+    }
+}

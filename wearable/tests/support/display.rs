@@ -1,0 +1,108 @@
+//! A virtual X display (Xvfb) for the simulator's window, and screenshots of a window on it
+//! taken by the X server (`xwd`), so a test sees what the window shows, not what the app
+//! believes it drew.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use image::RgbImage;
+
+/// An Xvfb server, stopped on drop.
+pub struct Display {
+    pub name: String,
+    server: Child,
+}
+
+impl Display {
+    pub fn start(width: u32, height: u32) -> Result<Self> {
+        // A display number of our own: the process id keeps parallel test binaries apart.
+        let number = (0..100)
+            .map(|i| 200 + (std::process::id() + i) % 700)
+            .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .context("no free X display number")?;
+        let name = format!(":{number}");
+        let server = Command::new("Xvfb")
+            .args([
+                &name,
+                "-screen",
+                "0",
+                &format!("{width}x{height}x24"),
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting Xvfb (Debian package xvfb)")?;
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        let started = Instant::now();
+        while !std::path::Path::new(&socket).exists() {
+            ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "Xvfb {name} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self { name, server })
+    }
+
+    /// The window called `title`, as the X server has it now.
+    pub fn screenshot(&self, title: &str) -> Result<RgbImage> {
+        let out = Command::new("xwd")
+            .args(["-silent", "-display", &self.name, "-name", title])
+            .output()
+            .context("running xwd (Debian package x11-apps)")?;
+        ensure!(
+            out.status.success(),
+            "xwd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        decode_xwd(&out.stdout)
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// A true-colour XWD image (X11's window dump), 32 bits per pixel, as RGB.
+pub fn decode_xwd(bytes: &[u8]) -> Result<RgbImage> {
+    let field = |i: usize| -> Result<u32> {
+        let b = bytes
+            .get(i * 4..i * 4 + 4)
+            .context("the XWD header is cut short")?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let header_size = field(0)? as usize;
+    let (width, height) = (field(4)?, field(5)?);
+    let little_endian = field(7)? == 0;
+    let bits_per_pixel = field(11)?;
+    let bytes_per_line = field(12)? as usize;
+    let masks = [field(14)?, field(15)?, field(16)?];
+    let colours = field(19)? as usize;
+    if bits_per_pixel != 32 {
+        bail!("XWD with {bits_per_pixel} bits per pixel; only 32 is read");
+    }
+    let pixels = bytes
+        .get(header_size + colours * 12..)
+        .context("the XWD colour map is cut short")?;
+    ensure!(
+        pixels.len() >= bytes_per_line * height as usize,
+        "the XWD pixels are cut short"
+    );
+    let channel = |value: u32, mask: u32| ((value & mask) >> mask.trailing_zeros()) as u8;
+    Ok(RgbImage::from_fn(width, height, |x, y| {
+        let at = y as usize * bytes_per_line + x as usize * 4;
+        let raw = [pixels[at], pixels[at + 1], pixels[at + 2], pixels[at + 3]];
+        let value = if little_endian {
+            u32::from_le_bytes(raw)
+        } else {
+            u32::from_be_bytes(raw)
+        };
+        image::Rgb(masks.map(|mask| channel(value, mask)))
+    }))
+}
