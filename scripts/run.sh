@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs Farsight on its embedded SQLite (./farsight-data) with two
-# wearables live — the glasses simulator (Bevy, rendering a workbench off-screen) and the
-# probe (GStreamer test video) — the agents' console to watch and draw on them, and an
+# wearables live — the glasses simulator (Bevy: a workbench, in a window when there is a
+# display) and the probe (GStreamer test video) — the agents' console to watch and draw on them, and an
 # agent-side watcher printing every frame it receives. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,8 +63,12 @@ cat "$data/serve.log"
 fingerprint=$(sed -n 's/^certificate SHA-256 //p' "$data/serve.log")
 
 # The glasses simulator: a workbench seen from a moving head, rendered and published at
-# 640×360 (software rendering without a GPU manages a few frames a second).
-"$wearable" --sim --headless --width 640 --height 360 --server 127.0.0.1:4433 \
+# 640×360 (software rendering without a GPU manages a few frames a second). On a desktop it
+# opens the wearer's view in a window, where the console's marks appear on the bench;
+# without a display it runs headless.
+view=(--headless)
+[ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && view=()
+"$wearable" --sim "${view[@]}" --width 640 --height 360 --server 127.0.0.1:4433 \
   --token "$SIM" --fingerprint "$fingerprint" > "$data/wearable.log" 2>&1 &
 pids+=($!)
 

@@ -15,11 +15,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use farsight_client::{Watcher, connect};
-use farsight_protocol::{Micros, Role};
-use farsight_server::probe::{self, EncoderSettings, PublishOptions};
+use farsight_client::Watcher;
+use farsight_protocol::Micros;
 use serde_json::json;
-use support::{RUN_LIMIT, Relay, options};
+use support::{RUN_LIMIT, Relay};
 
 const SIZES: [(u32, u32); 2] = [(1280, 720), (640, 360)];
 const WARM_UP: Duration = Duration::from_secs(3);
@@ -68,25 +67,7 @@ async fn simulator(relay: &Relay, size: (u32, u32), length: Duration) -> Window 
 }
 
 async fn probe(relay: &Relay, size: (u32, u32), length: Duration) -> Window {
-    let wearable_options =
-        options(&relay.running, Role::Wearable, &relay.wearable_token).expect("options");
-    let mut conn = connect(&wearable_options)
-        .await
-        .expect("the probe connects");
-    let session = conn.session;
-    let publishing = tokio::spawn(async move {
-        let options = PublishOptions {
-            encoder: EncoderSettings {
-                width: size.0,
-                height: size.1,
-                ..EncoderSettings::default()
-            },
-            duration: None,
-            marks: None,
-            reconnect: None,
-        };
-        probe::publish(&mut conn, &options).await
-    });
+    let (session, publishing) = relay.probe(size).await.expect("the probe publishes");
     let (_agent, mut watcher) = relay.watch(session).await.expect("an agent watches");
     let window = measure(&mut watcher, length).await;
     publishing.abort();

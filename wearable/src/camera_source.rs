@@ -523,21 +523,10 @@ fn publish_camera_frame(
     });
 }
 
-fn answer_the_link(mut events: MessageReader<LinkEvent>, stream: Res<CameraStream>) {
+fn answer_the_link(mut events: MessageReader<LinkEvent>, mut stream: ResMut<CameraStream>) {
     for event in events.read() {
-        let Some(encoder) = &stream.encoder else {
-            continue;
-        };
-        match event {
-            LinkEvent::KeyframeRequested => {
-                debug!("key frame requested");
-                encoder.force_keyframe();
-            }
-            LinkEvent::Bitrate(bits_per_second) => {
-                info!(bits_per_second, "bit rate set on the relay's hint");
-                encoder.set_bitrate(*bits_per_second);
-            }
-            _ => {}
+        if let Some(encoder) = &mut stream.encoder {
+            encoder.answer(event);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Time starts when publishing does, so frame sequence N shows the head at N / 30 s.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -11,7 +12,7 @@ use farsight_protocol::{FrameSeq, Micros};
 use crate::anchor::FramePublished;
 use crate::camera_model::{camera_model, perspective};
 use crate::encoder::{Encoder, EncoderError, FrameInfo, RawFormat};
-use crate::headless::{OffScreen, RendererReady};
+use crate::headless::{FRAME_STEP, OffScreen, RendererReady};
 use crate::link::{LinkEvent, LinkOutbox, LinkStatus};
 use crate::simulator::Head;
 
@@ -33,6 +34,7 @@ impl Plugin for CapturePlugin {
             next_to_encode: 0,
             read_back: BTreeMap::new(),
             encoder: None,
+            next_capture: Duration::ZERO,
         })
         .add_message::<FramePublished>()
         .add_systems(Startup, hold_the_head_still)
@@ -60,6 +62,9 @@ struct Stream {
     /// Read-backs that arrived ahead of an earlier frame.
     read_back: BTreeMap<u64, (FrameInfo, Vec<u8>)>,
     encoder: Option<Encoder>,
+    /// The time the next frame is due: a window renders as fast as the display refreshes,
+    /// and the stream takes one frame per frame step of it.
+    next_capture: Duration,
 }
 
 impl Stream {
@@ -148,6 +153,11 @@ fn capture_frame(
             );
         }
     }
+    if time.elapsed() < stream.next_capture {
+        return;
+    }
+    // A little early still counts, so a 60 Hz display gives every other frame.
+    stream.next_capture = time.elapsed() + FRAME_STEP.mul_f32(0.9);
     let (transform, projection) = *head;
     let Some(projection) = perspective(projection) else {
         error!("the head camera's projection is not perspective");
@@ -197,27 +207,8 @@ fn encode_frame(
 
 fn answer_the_link(mut events: MessageReader<LinkEvent>, mut stream: ResMut<Stream>) {
     for event in events.read() {
-        let Some(encoder) = &mut stream.encoder else {
-            continue;
-        };
-        match event {
-            LinkEvent::KeyframeRequested => {
-                debug!("key frame requested");
-                encoder.force_keyframe();
-            }
-            LinkEvent::Bitrate(bits_per_second) => {
-                let rung = encoder
-                    .follow_hint(*bits_per_second)
-                    .unwrap_or(encoder.rung());
-                info!(
-                    bits_per_second,
-                    width = rung.width,
-                    height = rung.height,
-                    fps = rung.fps,
-                    "encoding on the relay's hint"
-                );
-            }
-            _ => {}
+        if let Some(encoder) = &mut stream.encoder {
+            encoder.answer(event);
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::headless::FRAME_STEP;
 use crate::ladder::{FULL_FPS, Ladder, Rung};
+use crate::link::LinkEvent;
 
 /// Frames per group of pictures: a watcher joining late waits at most a second for a key
 /// frame of its own, though the relay's cached group shows it a picture at once.
@@ -505,6 +506,28 @@ impl Encoder {
         }
         self.set_bitrate(self.rung.bitrate_for(bits_per_second));
         changed
+    }
+
+    /// Answers what the relay asks of the stream: a key frame, or a new bit rate.
+    pub fn answer(&mut self, event: &LinkEvent) {
+        match event {
+            LinkEvent::KeyframeRequested => {
+                tracing::debug!("key frame requested");
+                self.force_keyframe();
+            }
+            LinkEvent::Bitrate(bits_per_second) => {
+                self.follow_hint(*bits_per_second);
+                let rung = self.rung;
+                tracing::info!(
+                    bits_per_second,
+                    width = rung.width,
+                    height = rung.height,
+                    fps = rung.fps,
+                    "encoding on the relay's hint"
+                );
+            }
+            _ => {}
+        }
     }
 }
 

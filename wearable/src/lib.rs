@@ -16,6 +16,7 @@ pub mod ladder;
 pub mod link;
 pub mod marks;
 pub mod passthrough;
+pub mod shaders;
 pub mod simulator;
 pub mod snapshot;
 pub mod stroke;

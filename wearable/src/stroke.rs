@@ -6,7 +6,6 @@ use bevy::asset::{RenderAssetUsages, uuid_handle};
 use bevy::mesh::{Indices, MeshVertexAttribute, MeshVertexBufferLayoutRef, PrimitiveTopology};
 use bevy::pbr::{MaterialPipeline, MaterialPipelineKey};
 use bevy::prelude::*;
-use bevy::render::RenderApp;
 use bevy::render::render_resource::{
     AsBindGroup, CompareFunction, RenderPipelineDescriptor, ShaderType,
     SpecializedMeshPipelineError, VertexFormat,
@@ -37,23 +36,12 @@ pub struct StrokePlugin;
 
 impl Plugin for StrokePlugin {
     fn build(&self, app: &mut App) {
-        if let Some(mut shaders) = app.world_mut().get_resource_mut::<Assets<Shader>>() {
-            shaders
-                .insert(
-                    MARK_STROKE_SHADER.id(),
-                    Shader::from_wgsl(
-                        include_str!("../../shaders/mark_stroke.wgsl"),
-                        "shaders/mark_stroke.wgsl",
-                    ),
-                )
-                .expect("a UUID handle always takes an asset");
-        }
-        if app.get_sub_app(RenderApp).is_some() {
-            app.add_plugins(MaterialPlugin::<StrokeMaterial>::default());
-        } else {
-            // Without a renderer (unit tests) marks are still spawned with their materials.
-            app.init_asset::<StrokeMaterial>();
-        }
+        crate::shaders::add_material::<StrokeMaterial>(
+            app,
+            &MARK_STROKE_SHADER,
+            include_str!("../../shaders/mark_stroke.wgsl"),
+            "shaders/mark_stroke.wgsl",
+        );
     }
 }
 

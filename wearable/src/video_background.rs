@@ -7,7 +7,6 @@ use bevy::camera::visibility::{NoFrustumCulling, RenderLayers};
 use bevy::mesh::{Indices, MeshVertexBufferLayoutRef, PrimitiveTopology};
 use bevy::pbr::{MaterialPipeline, MaterialPipelineKey};
 use bevy::prelude::*;
-use bevy::render::RenderApp;
 use bevy::render::render_resource::{
     AsBindGroup, Extent3d, RenderPipelineDescriptor, SpecializedMeshPipelineError,
     TextureDimension, TextureFormat,
@@ -32,22 +31,12 @@ pub struct VideoBackgroundPlugin {
 
 impl Plugin for VideoBackgroundPlugin {
     fn build(&self, app: &mut App) {
-        if let Some(mut shaders) = app.world_mut().get_resource_mut::<Assets<Shader>>() {
-            shaders
-                .insert(
-                    VIDEO_BACKGROUND_SHADER.id(),
-                    Shader::from_wgsl(
-                        include_str!("../../shaders/video_background.wgsl"),
-                        "shaders/video_background.wgsl",
-                    ),
-                )
-                .expect("a UUID handle always takes an asset");
-        }
-        if app.get_sub_app(RenderApp).is_some() {
-            app.add_plugins(MaterialPlugin::<VideoBackgroundMaterial>::default());
-        } else {
-            app.init_asset::<VideoBackgroundMaterial>();
-        }
+        crate::shaders::add_material::<VideoBackgroundMaterial>(
+            app,
+            &VIDEO_BACKGROUND_SHADER,
+            include_str!("../../shaders/video_background.wgsl"),
+            "shaders/video_background.wgsl",
+        );
         let world = app.world_mut();
         let image = world
             .get_resource_mut::<Assets<Image>>()

@@ -14,7 +14,7 @@ use farsight_protocol::{
 use farsight_wearable::camera_model::to_nalgebra;
 use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION};
 use nalgebra::{Point2, Point3};
-use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH};
+use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH, next_frame};
 
 /// How far the anchored point may lie from the exact hit on the knob's face.
 const TOLERANCE_M: f64 = 0.005;
@@ -49,12 +49,7 @@ async fn a_mark_on_the_knob_is_anchored_on_the_knobs_face() -> Result<()> {
     let mut wearable = relay.wearable(&relay.wearable_token, &[])?;
     let session = relay.session(&mut wearable, deadline).await?;
     let (mut agent, mut watcher) = relay.watch(session).await?;
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let frame = tokio::time::timeout(left, watcher.next_object())
-        .await
-        .context("no frame in time")?
-        .context("the agent's connection closed")?
-        .object;
+    let frame = next_frame(&mut watcher, deadline).await?;
     let camera = frame.camera;
     let k = camera.intrinsics;
     ensure!(
@@ -133,12 +128,7 @@ async fn a_mark_on_the_knob_is_anchored_on_the_knobs_face() -> Result<()> {
         "the mark on an unknown frame: {depth:?}, {points:?}"
     );
 
-    ensure!(
-        wearable.child.try_wait()?.is_none(),
-        "farsight-wearable stopped; log:\n{}",
-        wearable.log()
-    );
-    wearable.child.kill().await?;
+    wearable.stop_still_running().await?;
     relay.running.shutdown().await;
     Ok(())
 }

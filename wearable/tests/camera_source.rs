@@ -21,6 +21,7 @@ use farsight_wearable::camera_source::{
     fixed_camera_model,
 };
 use farsight_wearable::encoder::Encoded;
+use farsight_wearable::headless::headless_app;
 use farsight_wearable::link::{LinkOutbox, LinkStatus};
 use farsight_wearable::video_background::{VideoBackground, VideoBackgroundPlugin, i420_to_rgb};
 use image::RgbImage;
@@ -214,20 +215,8 @@ fn take_picture(
 fn render_test_pattern() -> Result<(RgbImage, CameraFrame)> {
     let capture = CameraCapture::start(CameraSource::Test, SIZE)?;
     let shot = Shot::default();
-    let mut app = App::new();
+    let mut app = headless_app();
     app.add_plugins((
-        DefaultPlugins
-            .build()
-            .disable::<bevy::winit::WinitPlugin>()
-            .set(bevy::window::WindowPlugin {
-                primary_window: None,
-                exit_condition: bevy::window::ExitCondition::DontExit,
-                ..default()
-            })
-            .set(bevy::render::RenderPlugin {
-                synchronous_pipeline_compilation: true,
-                ..default()
-            }),
         ScheduleRunnerPlugin::run_loop(Duration::ZERO),
         VideoBackgroundPlugin { size: SIZE },
         CameraSourcePlugin::new(capture),

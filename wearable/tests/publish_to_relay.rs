@@ -246,12 +246,7 @@ async fn wearable_resumes_its_session_when_the_relay_restarts() -> Result<()> {
             wearable.log()
         );
     }
-    ensure!(
-        wearable.child.try_wait()?.is_none(),
-        "farsight-wearable stopped; log:\n{}",
-        wearable.log()
-    );
-    wearable.child.kill().await?;
+    wearable.stop_still_running().await?;
     relay.running.shutdown().await;
     Ok(())
 }

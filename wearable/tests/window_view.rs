@@ -18,7 +18,7 @@ use farsight_wearable::window::TITLE;
 use image::RgbImage;
 use nalgebra::{Point2, Point3};
 use support::display::Display;
-use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH};
+use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH, next_frame};
 
 /// Pure green, which nothing in the workbench is.
 const PIN_RGBA: u32 = 0x00ff_00ff;
@@ -83,12 +83,7 @@ async fn the_window_shows_an_agents_label_on_the_knob_with_the_hud() -> Result<(
     )?;
     let session = relay.session(&mut wearable, deadline).await?;
     let (mut agent, mut watcher) = relay.watch(session).await?;
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let frame = tokio::time::timeout(left, watcher.next_object())
-        .await
-        .context("no frame in time")?
-        .context("the agent's connection closed")?
-        .object;
+    let frame = next_frame(&mut watcher, deadline).await?;
     let camera = frame.camera;
     let knob = camera
         .project(&to_nalgebra(KNOB_POSITION))
@@ -185,12 +180,7 @@ async fn the_window_shows_an_agents_label_on_the_knob_with_the_hud() -> Result<(
         "the instruction is not shown: {instruction} white pixels at the bottom"
     );
 
-    ensure!(
-        wearable.child.try_wait()?.is_none(),
-        "farsight-wearable stopped; log:\n{}",
-        wearable.log()
-    );
-    wearable.child.kill().await?;
+    wearable.stop_still_running().await?;
     relay.running.shutdown().await;
     Ok(())
 }

@@ -11,13 +11,24 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use farsight_client::{ConnectOptions, Received, Trust, Watcher, connect, parse_fingerprint};
-use farsight_protocol::{Role, SessionId};
+use farsight_protocol::{Object, Role, SessionId};
+use farsight_server::probe::{self, EncoderSettings, PublishOptions, PublishReport};
 use farsight_server::{Running, ServeConfig};
 
 pub const WIDTH: u32 = 640;
 pub const HEIGHT: u32 = 360;
 /// The most any test here waits for the wearable (software rendering is slow).
 pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// The next frame `watcher` receives, by `deadline`.
+pub async fn next_frame(watcher: &mut Watcher, deadline: tokio::time::Instant) -> Result<Object> {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    Ok(tokio::time::timeout(left, watcher.next_object())
+        .await
+        .context("no frame in time")?
+        .context("the agent's connection closed")?
+        .object)
+}
 
 pub fn options(running: &Running, role: Role, token: &str) -> Result<ConnectOptions> {
     Ok(ConnectOptions {
@@ -119,6 +130,38 @@ impl Relay {
         Ok(Wearable { child, log_path })
     }
 
+    /// The probe publishing GStreamer's test video at `size` (nothing rendered), as a
+    /// reference for the simulator; it publishes until the task is aborted.
+    pub async fn probe(
+        &self,
+        size: (u32, u32),
+    ) -> Result<(
+        SessionId,
+        tokio::task::JoinHandle<anyhow::Result<PublishReport>>,
+    )> {
+        let mut conn = connect(&options(
+            &self.running,
+            Role::Wearable,
+            &self.wearable_token,
+        )?)
+        .await?;
+        let session = conn.session;
+        let publishing = tokio::spawn(async move {
+            let options = PublishOptions {
+                encoder: EncoderSettings {
+                    width: size.0,
+                    height: size.1,
+                    ..EncoderSettings::default()
+                },
+                duration: None,
+                marks: None,
+                reconnect: None,
+            };
+            probe::publish(&mut conn, &options).await
+        });
+        Ok((session, publishing))
+    }
+
     /// A directory that lives as long as the relay, for a test's files.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
@@ -175,6 +218,17 @@ pub struct Wearable {
 impl Wearable {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kills the wearable, which must still be running: a test's wearable outlives its checks.
+    pub async fn stop_still_running(&mut self) -> Result<()> {
+        ensure!(
+            self.child.try_wait()?.is_none(),
+            "farsight-wearable stopped; log:\n{}",
+            self.log()
+        );
+        self.child.kill().await?;
+        Ok(())
     }
 
     /// Frames from `watcher` until `done` says so.
