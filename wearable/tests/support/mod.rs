@@ -5,6 +5,7 @@
 pub mod display;
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -31,10 +32,20 @@ pub async fn next_frame(watcher: &mut Watcher, deadline: tokio::time::Instant) -
 }
 
 pub fn options(running: &Running, role: Role, token: &str) -> Result<ConnectOptions> {
+    options_at(running.quic_addr, &running.fingerprint, role, token)
+}
+
+/// How to reach a relay at `server` whose certificate has `fingerprint`.
+pub fn options_at(
+    server: SocketAddr,
+    fingerprint: &str,
+    role: Role,
+    token: &str,
+) -> Result<ConnectOptions> {
     Ok(ConnectOptions {
-        server: running.quic_addr,
+        server,
         server_name: "localhost".into(),
-        trust: Trust::Fingerprint(parse_fingerprint(&running.fingerprint)?),
+        trust: Trust::Fingerprint(parse_fingerprint(fingerprint)?),
         role,
         token: token.to_owned(),
         resume: SessionId(0),
@@ -103,31 +114,8 @@ impl Relay {
         args: &[&str],
         display: Option<&str>,
     ) -> Result<Wearable> {
-        let log_path = self.dir.path().join("wearable.log");
-        let log = File::create(&log_path)?;
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"));
-        command
-            .arg("--server")
-            .arg(self.running.quic_addr.to_string())
-            .args(["--token", token, "--fingerprint", &self.running.fingerprint])
-            .args([
-                "--width",
-                &size.0.to_string(),
-                "--height",
-                &size.1.to_string(),
-            ])
-            .args(args)
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        match display {
-            Some(display) => command.env("DISPLAY", display),
-            None => command.env_remove("DISPLAY"),
-        };
-        let child = command.spawn().context("starting farsight-wearable")?;
-        Ok(Wearable { child, log_path })
+        let relay = (self.running.quic_addr, self.running.fingerprint.as_str());
+        spawn_wearable(relay, self.dir.path(), token, size, args, display)
     }
 
     /// The probe publishing GStreamer's test video at `size` (nothing rendered), as a
@@ -249,4 +237,41 @@ impl Wearable {
         }
         Ok(frames)
     }
+}
+
+/// Runs `farsight-wearable` publishing to `relay` (its QUIC address and certificate
+/// fingerprint) with `args`, its window on `display` when given; it logs into `dir`.
+pub fn spawn_wearable(
+    (server, fingerprint): (SocketAddr, &str),
+    dir: &std::path::Path,
+    token: &str,
+    size: (u32, u32),
+    args: &[&str],
+    display: Option<&str>,
+) -> Result<Wearable> {
+    let log_path = dir.join("wearable.log");
+    let log = File::create(&log_path)?;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"));
+    command
+        .arg("--server")
+        .arg(server.to_string())
+        .args(["--token", token, "--fingerprint", fingerprint])
+        .args([
+            "--width",
+            &size.0.to_string(),
+            "--height",
+            &size.1.to_string(),
+        ])
+        .args(args)
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    match display {
+        Some(display) => command.env("DISPLAY", display),
+        None => command.env_remove("DISPLAY"),
+    };
+    let child = command.spawn().context("starting farsight-wearable")?;
+    Ok(Wearable { child, log_path })
 }
