@@ -2,8 +2,8 @@
 # Installs what building and testing Farsight needs on Debian: GStreamer (with x264 from
 # plugins-ugly), PostgreSQL for the storage tests, sipp for the SIP tests, Chromium with
 # Playwright for the console tests, Mesa's software Vulkan (lavapipe) for the wearable's
-# renders, and a virtual X display (Xvfb, with xwd for screenshots) for its window. Safe to
-# run again; skips what is there.
+# renders, and a virtual X display (Xvfb, with xwd for screenshots and xdotool for keys) for
+# its window. Safe to run again; skips what is there.
 set -euo pipefail
 
 packages=(
@@ -22,6 +22,7 @@ packages=(
   mesa-vulkan-drivers
   xvfb
   x11-apps
+  xdotool
 )
 # Node.js drives Chromium (Playwright); a newer one already installed is kept.
 command -v npm >/dev/null || packages+=(nodejs npm)

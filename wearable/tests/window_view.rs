@@ -2,23 +2,26 @@
 //! joins and writes a label on the red knob in a frame it watched. The X server's own picture
 //! of the window then shows the pin on the knob where the view's camera projects the anchored
 //! point, the label's words beside it, and the HUD saying the link is live, who is watching
-//! and the instruction.
+//! and the instruction. Keys pressed on the window walk the head, as the stream's poses show,
+//! and P puts it back on its path.
 
 mod support;
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use farsight_client::Watcher;
 use farsight_protocol::{
-    Annotate, AnnotationId, AnnotationKind, ControlMessage, ParticipantId, Style,
+    Annotate, AnnotationId, AnnotationKind, ControlMessage, Micros, Object, ParticipantId,
+    SessionId, Style,
 };
 use farsight_wearable::camera_model::to_nalgebra;
 use farsight_wearable::simulator::KNOB_POSITION;
 use farsight_wearable::window::TITLE;
 use image::RgbImage;
-use nalgebra::{Point2, Point3};
+use nalgebra::{Point2, Point3, Vector3};
 use support::display::Display;
-use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH, next_frame};
+use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH, Wearable, next_frame};
 
 /// Pure green, which nothing in the workbench is.
 const PIN_RGBA: u32 = 0x00ff_00ff;
@@ -63,25 +66,66 @@ fn pin(picture: &RgbImage) -> Option<(Point2<f64>, u32)> {
     (n >= 10).then(|| (Point2::new(x / f64::from(n), y / f64::from(n)), n))
 }
 
+/// The simulator in a window on its own X display, publishing to a relay, its head holding
+/// still where the built-in path starts, so pictures and poses can be checked.
+struct StillWindow {
+    display: Display,
+    relay: Relay,
+    wearable: Wearable,
+    session: SessionId,
+    deadline: tokio::time::Instant,
+}
+
+/// Where the still head is and what it looks at.
+const EYE: [f32; 3] = [0.0, 1.2, 0.6];
+const LOOK_AT: [f32; 3] = [0.0, 0.84, 0.0];
+
+impl StillWindow {
+    async fn start() -> Result<Self> {
+        let display = Display::start(WIDTH, HEIGHT)?;
+        let relay = Relay::start().await?;
+        let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+        let path = relay.dir().join("still.json");
+        std::fs::write(
+            &path,
+            serde_json::json!({"waypoints": [{"at_s": 0, "eye": EYE, "look_at": LOOK_AT}]})
+                .to_string(),
+        )?;
+        let path = path.to_str().context("a UTF-8 temporary path")?;
+        let mut wearable = relay.spawn_wearable(
+            &relay.wearable_token,
+            (WIDTH, HEIGHT),
+            &["--sim", "--path", path],
+            Some(&display.name),
+        )?;
+        let session = relay.session(&mut wearable, deadline).await?;
+        Ok(Self {
+            display,
+            relay,
+            wearable,
+            session,
+            deadline,
+        })
+    }
+
+    async fn stop(mut self) -> Result<()> {
+        self.wearable.stop_still_running().await?;
+        self.relay.running.shutdown().await;
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_shows_an_agents_label_on_the_knob_with_the_hud() -> Result<()> {
-    let display = Display::start(WIDTH, HEIGHT)?;
-    let relay = Relay::start().await?;
-    let deadline = tokio::time::Instant::now() + RUN_LIMIT;
-    // The head holds still where the built-in path starts, so the picture can be checked.
-    let path = relay.dir().join("still.json");
-    std::fs::write(
-        &path,
-        r#"{"waypoints": [{"at_s": 0, "eye": [0, 1.2, 0.6], "look_at": [0, 0.84, 0]}]}"#,
-    )?;
-    let path = path.to_str().context("a UTF-8 temporary path")?;
-    let mut wearable = relay.spawn_wearable(
-        &relay.wearable_token,
-        (WIDTH, HEIGHT),
-        &["--sim", "--path", path],
-        Some(&display.name),
-    )?;
-    let session = relay.session(&mut wearable, deadline).await?;
+    let window = StillWindow::start().await?;
+    let StillWindow {
+        display,
+        relay,
+        wearable,
+        session,
+        deadline,
+    } = &window;
+    let (session, deadline) = (*session, *deadline);
     let (mut agent, mut watcher) = relay.watch(session).await?;
     let frame = next_frame(&mut watcher, deadline).await?;
     let camera = frame.camera;
@@ -180,7 +224,69 @@ async fn the_window_shows_an_agents_label_on_the_knob_with_the_hud() -> Result<(
         "the instruction is not shown: {instruction} white pixels at the bottom"
     );
 
-    wearable.stop_still_running().await?;
-    relay.running.shutdown().await;
-    Ok(())
+    window.stop().await
+}
+
+/// Frames from `watcher` until one captured after `since`.
+async fn frame_after(
+    watcher: &mut Watcher,
+    since: Micros,
+    deadline: tokio::time::Instant,
+) -> Result<Object> {
+    loop {
+        let frame = next_frame(watcher, deadline).await?;
+        if frame.capture > since {
+            return Ok(frame);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_walk_the_head_and_p_puts_it_back_on_its_path() -> Result<()> {
+    let window = StillWindow::start().await?;
+    let (_agent, mut watcher) = window.relay.watch(window.session).await?;
+    let deadline = window.deadline;
+    let eye = Vector3::from(EYE.map(f64::from));
+    let still = next_frame(&mut watcher, deadline)
+        .await?
+        .camera
+        .pose
+        .translation;
+    ensure!(
+        (still - eye).norm() < 1e-3,
+        "the head is at {still}, not {eye}"
+    );
+
+    // Hold W a moment: the head walks towards the bench, along the ground.
+    window.display.focus(TITLE)?;
+    window.display.xdotool(&["keydown", "w"])?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    window.display.xdotool(&["keyup", "w"])?;
+    let released = Micros::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let walked = frame_after(&mut watcher, released, deadline)
+        .await?
+        .camera
+        .pose
+        .translation;
+    let step = walked - still;
+    ensure!(
+        (0.05..0.6).contains(&-step.z) && step.x.abs() < 0.01 && step.y.abs() < 0.01,
+        "holding W for 0.4 s moved the head by {step} (forward is −z)"
+    );
+
+    // P: back on the scripted path, which holds still where it started.
+    window.display.xdotool(&["key", "p"])?;
+    let pressed = Micros::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let back = frame_after(&mut watcher, pressed, deadline)
+        .await?
+        .camera
+        .pose
+        .translation;
+    ensure!(
+        (back - eye).norm() < 1e-3,
+        "after P the head is at {back}, not back on its path at {eye}"
+    );
+    window.stop().await
 }

@@ -1,6 +1,6 @@
 //! A virtual X display (Xvfb) for the simulator's window, and screenshots of a window on it
 //! taken by the X server (`xwd`), so a test sees what the window shows, not what the app
-//! believes it drew.
+//! believes it drew; keys pressed through the X server's test extension (`xdotool`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,6 +47,35 @@ impl Display {
         Ok(Self { name, server })
     }
 
+    /// Gives the keyboard to the window whose title starts with `title`, as a click on it
+    /// would.
+    pub fn focus(&self, title: &str) -> Result<()> {
+        let pattern = format!("^{}", regex_escape(title));
+        self.xdotool(&[
+            "search",
+            "--sync",
+            "--name",
+            &pattern,
+            "windowfocus",
+            "--sync",
+        ])
+    }
+
+    /// Runs `xdotool` on this display: `keydown w`, `key p`, …
+    pub fn xdotool(&self, args: &[&str]) -> Result<()> {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.name)
+            .output()
+            .context("running xdotool (Debian package xdotool)")?;
+        ensure!(
+            out.status.success(),
+            "xdotool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
     /// The window called `title`, as the X server has it now.
     pub fn screenshot(&self, title: &str) -> Result<RgbImage> {
         let out = Command::new("xwd")
@@ -67,6 +96,18 @@ impl Drop for Display {
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
 }
 
 /// A true-colour XWD image (X11's window dump), 32 bits per pixel, as RGB.
