@@ -1,7 +1,9 @@
-// The camera's picture behind the scene. The I420 frame arrives untouched as one
+// The camera's picture behind the scene. The I420 or NV12 frame arrives untouched as one
 // single-channel texture, W wide and H·3/2 tall: its bytes read as rows of W, so the Y plane
-// fills the first H rows and the U and V planes (W/2 × H/2 each) follow, two chroma rows to a
-// texture row. Each pixel finds its three samples by their offsets in that byte stream.
+// fills the first H rows and the chroma follows. I420 has the U and V planes (W/2 × H/2 each),
+// two chroma rows to a texture row; NV12 (shader def NV12) one plane of U, V pairs, one chroma
+// row to a texture row. Each pixel finds its three samples by their offsets in that byte
+// stream.
 //
 // The quad covers the screen on the far plane (reversed depth: 0), so anything else the
 // camera draws is in front of it.
@@ -47,10 +49,16 @@ fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     let x = min(u32(in.uv.x * f32(width)), width - 1u);
     let y = min(u32(in.uv.y * f32(height)), height - 1u);
     let luma_bytes = width * height;
-    let chroma = (y / 2u) * (width / 2u) + x / 2u;
     let y_code = code_at(y * width + x, width);
+#ifdef NV12
+    let chroma = luma_bytes + (y / 2u) * width + (x / 2u) * 2u;
+    let u_code = code_at(chroma, width);
+    let v_code = code_at(chroma + 1u, width);
+#else
+    let chroma = (y / 2u) * (width / 2u) + x / 2u;
     let u_code = code_at(luma_bytes + chroma, width);
     let v_code = code_at(luma_bytes + luma_bytes / 4u + chroma, width);
+#endif
 
     // BT.601, limited range: luma 16–235, chroma 16–240 about 128.
     let l = (y_code - 16.0) / 219.0;

@@ -1,6 +1,7 @@
-//! The wearable's real camera: a V4L2 device, or GStreamer's test pattern, read as I420 frames
-//! of a fixed size. The newest frame is shown behind the scene and, once the link is up,
-//! published to the relay with a fixed camera model, since such a camera has no tracking.
+//! The wearable's real camera: a V4L2 device, or GStreamer's test pattern, read as NV12 or
+//! I420 frames of a fixed size. The newest frame is shown behind the scene and, once the link
+//! is up, published to the relay with a fixed camera model, since such a camera has no
+//! tracking.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -19,7 +20,7 @@ use gstreamer_app as gst_app;
 use crate::anchor::FramePublished;
 use crate::encoder::{Encoder, EncoderError, FrameInfo, RawFormat};
 use crate::link::{LinkEvent, LinkOutbox, LinkStatus};
-use crate::video_background::VideoFeed;
+use crate::video_background::{VideoBackgroundMaterial, VideoFeed};
 
 /// The horizontal field of view assumed for a camera that does not report its intrinsics:
 /// typical of webcams and glasses' cameras. Marks land off target by as much as it is wrong.
@@ -40,7 +41,14 @@ const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CameraSource {
     Device(PathBuf),
+    /// The colour bars in whichever of NV12 and I420 negotiation picks, as a camera that
+    /// offers both would give them.
     Test,
+    /// The colour bars as a camera that gives only `format` would: NV12 or I420 reach the app
+    /// as they are, anything else is converted. For tests of each layout.
+    TestPattern {
+        format: RawFormat,
+    },
 }
 
 impl FromStr for CameraSource {
@@ -60,6 +68,9 @@ impl fmt::Display for CameraSource {
         match self {
             Self::Device(path) => write!(f, "{}", path.display()),
             Self::Test => f.write_str("test pattern"),
+            Self::TestPattern { format } => {
+                write!(f, "test pattern in {}", format.caps_format())
+            }
         }
     }
 }
@@ -98,8 +109,24 @@ pub struct CameraFrame {
     /// Wall-clock time the frame reached the app.
     pub capture: Micros,
     pub size: UVec2,
-    /// BT.601 limited-range I420: the Y plane, then U, then V, with no row padding.
-    pub i420: Vec<u8>,
+    /// How `yuv` is laid out, as negotiated with the camera: [`RawFormat::Nv12`] or
+    /// [`RawFormat::I420`].
+    pub format: RawFormat,
+    /// BT.601 limited-range YUV 4:2:0 in `format`, with no row padding.
+    pub yuv: Vec<u8>,
+}
+
+/// The layouts the app takes as they come, most preferred first: NV12 is what most UVC and
+/// ISP cameras give natively.
+const NATIVE_FORMATS: [RawFormat; 2] = [RawFormat::Nv12, RawFormat::I420];
+
+/// The layout a sample's caps name, if it is one of [`NATIVE_FORMATS`].
+fn sample_format(sample: &gst::Sample) -> Option<RawFormat> {
+    let caps = sample.caps()?;
+    let name = caps.structure(0)?.get::<&str>("format").ok()?;
+    NATIVE_FORMATS
+        .into_iter()
+        .find(|format| format.caps_format() == name)
 }
 
 #[derive(Debug, Default)]
@@ -158,10 +185,16 @@ impl CameraCapture {
                 format!("v4l2src device=\"{}\"", path.replace('"', "\\\""))
             }
             CameraSource::Test => "videotestsrc is-live=true pattern=smpte".to_owned(),
+            CameraSource::TestPattern { format } => format!(
+                "videotestsrc is-live=true pattern=smpte ! video/x-raw,format={}",
+                format.caps_format()
+            ),
         };
         let source_element = match source {
             CameraSource::Device(_) => ("v4l2src", "gstreamer1.0-plugins-good"),
-            CameraSource::Test => ("videotestsrc", "gstreamer1.0-plugins-base"),
+            CameraSource::Test | CameraSource::TestPattern { .. } => {
+                ("videotestsrc", "gstreamer1.0-plugins-base")
+            }
         };
         for (element, package) in [
             source_element,
@@ -178,14 +211,25 @@ impl CameraCapture {
                 });
             }
         }
-        // bt601 is said outright: GStreamer would pick BT.709 for HD sizes, and the shader
-        // and the encoder's caps both assume BT.601.
+        // One caps structure per format, in order: a source picks from a format list in its
+        // own order, but from structures in theirs, so NV12 wins wherever the camera has it.
+        // videoconvert passes either through untouched and converts anything else. bt601 is
+        // said outright: GStreamer would pick BT.709 for HD sizes, and the shader and the
+        // encoder's caps both assume BT.601.
+        let caps = NATIVE_FORMATS
+            .map(|format| {
+                format!(
+                    "video/x-raw,format={},width={},height={},framerate={FRAME_RATE}/1,\
+                     colorimetry=bt601,pixel-aspect-ratio=1/1",
+                    format.caps_format(),
+                    size.x,
+                    size.y
+                )
+            })
+            .join(";");
         let description = format!(
-            "{input} ! videoconvert ! videoscale ! videorate ! \
-             video/x-raw,format=I420,width={},height={},framerate={FRAME_RATE}/1,\
-             colorimetry=bt601,pixel-aspect-ratio=1/1 ! \
-             appsink name=sink max-buffers={SINK_BUFFERS} drop=true sync=false",
-            size.x, size.y
+            "{input} ! videoconvert ! videoscale ! videorate ! {caps} ! \
+             appsink name=sink max-buffers={SINK_BUFFERS} drop=true sync=false"
         );
         let failed = |reason: String| CameraError::PipelineFailed {
             device: device.clone(),
@@ -201,34 +245,48 @@ impl CameraCapture {
             .ok_or_else(|| failed("no appsink in the pipeline".into()))?;
 
         let shared = Arc::new(Shared::default());
-        let expected = RawFormat::I420.frame_bytes(size.x, size.y);
         let arrivals = shared.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     let capture = Micros::now();
+                    // Read from every sample's caps, so a renegotiation cannot mislabel frames.
+                    let format = sample_format(&sample);
                     let map = sample
                         .buffer()
                         .and_then(|buffer| buffer.map_readable().ok());
                     let mut newest = arrivals.lock();
-                    match map {
-                        Some(map) if map.len() == expected => {
+                    match (format, map) {
+                        (None, _) => {
+                            newest.failure = Some(format!(
+                                "a frame in neither NV12 nor I420 (caps {:?})",
+                                sample.caps().map(|caps| caps.to_string())
+                            ));
+                        }
+                        (Some(_), None) => {
+                            newest.failure = Some("a frame without readable data".into());
+                        }
+                        (Some(format), Some(map))
+                            if map.len() == format.frame_bytes(size.x, size.y) =>
+                        {
                             newest.frame = Some(CameraFrame {
                                 number: newest.arrived,
                                 capture,
                                 size,
-                                i420: map.to_vec(),
+                                format,
+                                yuv: map.to_vec(),
                             });
                             newest.arrived += 1;
                         }
-                        Some(map) => {
+                        (Some(format), Some(map)) => {
                             newest.failure = Some(format!(
-                                "a frame of {} bytes, expected {expected}",
-                                map.len()
+                                "a frame of {} bytes, expected {} for {}",
+                                map.len(),
+                                format.frame_bytes(size.x, size.y),
+                                format.caps_format()
                             ));
                         }
-                        None => newest.failure = Some("a frame without readable data".into()),
                     }
                     arrivals.changed.notify_all();
                     Ok(gst::FlowSuccess::Ok)
@@ -423,6 +481,8 @@ pub struct NewestCameraFrame(pub Option<CameraFrame>);
 #[derive(Resource, Debug, Default)]
 struct CameraStream {
     encoder: Option<Encoder>,
+    /// The layout the encoder was started for: it reads every frame pushed as that.
+    format: Option<RawFormat>,
     /// The next published frame's sequence number.
     next_seq: u64,
     /// Publishing failed; the background still shows the camera.
@@ -448,11 +508,20 @@ fn show_camera_frame(
     newest: Res<NewestCameraFrame>,
     feed: Option<Res<VideoFeed>>,
     images: Option<ResMut<Assets<Image>>>,
+    materials: Option<ResMut<Assets<VideoBackgroundMaterial>>>,
 ) {
-    let (Some(frame), Some(feed), Some(mut images)) = (&newest.0, feed, images) else {
+    let (Some(frame), Some(feed), Some(mut images), Some(mut materials)) =
+        (&newest.0, feed, images, materials)
+    else {
         return;
     };
-    if let Err(e) = feed.show(&mut images, frame.size, &frame.i420) {
+    if let Err(e) = feed.show(
+        &mut images,
+        &mut materials,
+        frame.size,
+        frame.format,
+        &frame.yuv,
+    ) {
         warn!(error = %e, "a camera frame does not fit the background");
     }
 }
@@ -482,15 +551,17 @@ fn publish_camera_frame(
             .0
             .take()
             .ok_or(EncoderError::Missing("the link's frame channel"))
-            .and_then(|out| Encoder::start(frame.size.x, frame.size.y, RawFormat::I420, out));
+            .and_then(|out| Encoder::start(frame.size.x, frame.size.y, frame.format, out));
         match started {
             Ok(encoder) => {
                 info!(
                     width = frame.size.x,
                     height = frame.size.y,
+                    format = frame.format.caps_format(),
                     "publishing the camera"
                 );
                 stream.encoder = Some(encoder);
+                stream.format = Some(frame.format);
             }
             Err(e) => {
                 error!(error = %e, "could not start the encoder");
@@ -499,6 +570,15 @@ fn publish_camera_frame(
                 return;
             }
         }
+    }
+    if stream.format != Some(frame.format) {
+        error!(
+            format = frame.format.caps_format(),
+            "the camera changed format while publishing"
+        );
+        stream.stopped = true;
+        exit.write(AppExit::error());
+        return;
     }
     let info = FrameInfo {
         seq: FrameSeq(stream.next_seq),
@@ -509,7 +589,7 @@ fn publish_camera_frame(
         .encoder
         .as_ref()
         .expect("the encoder was just started")
-        .push(info, frame.i420.clone());
+        .push(info, frame.yuv.clone());
     if let Err(e) = pushed {
         error!(error = %e, "encoding failed");
         stream.stopped = true;

@@ -1,6 +1,6 @@
-//! H.264 for the relay: rendered RGBA frames go into a GStreamer pipeline (`appsrc !
-//! videoscale ! videoconvert ! <H.264 encoder>`, a hardware one when the machine has it, else
-//! x264; tuned for latency: no B-frames, no look-ahead) that follows the resolution ladder, and
+//! H.264 for the relay: raw frames (the render's RGBA, a camera's NV12 or I420) go into a
+//! GStreamer pipeline (`appsrc ! videoscale ! videoconvert ! <H.264 encoder>`, hardware when
+//! the machine has it, else x264; tuned for latency) that follows the resolution ladder, and
 //! each encoded access unit comes out as a protocol `Object` carrying its frame's sequence
 //! number, capture time and camera, the camera scaled to the encoded picture.
 
@@ -14,6 +14,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tokio::sync::mpsc;
 
+use crate::h264_element::{H264Element, X264, choose_h264, set_from_str};
 use crate::headless::FRAME_STEP;
 use crate::ladder::{FULL_FPS, Ladder, Rung};
 use crate::link::LinkEvent;
@@ -49,29 +50,35 @@ pub struct FrameInfo {
     pub camera: CameraModel,
 }
 
-/// How raw frames are laid out: the simulator's read-back is RGBA, a camera gives I420.
+/// How raw frames are laid out: the simulator's read-back is RGBA, a camera gives NV12 or
+/// I420.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawFormat {
     /// 4 bytes a pixel, rows top to bottom.
     Rgba,
     /// BT.601 limited range: the Y plane, then the U and V planes at half width and height.
     I420,
+    /// BT.601 limited range: the Y plane, then one plane of U, V pairs at half width and
+    /// height.
+    Nv12,
 }
 
 impl RawFormat {
-    /// Bytes in one `width` × `height` frame (I420 without row padding: an even size).
+    /// Bytes in one `width` × `height` frame (YUV without row padding: an even size).
     pub fn frame_bytes(self, width: u32, height: u32) -> usize {
         let pixels = width as usize * height as usize;
         match self {
             Self::Rgba => pixels * 4,
-            Self::I420 => pixels * 3 / 2,
+            Self::I420 | Self::Nv12 => pixels * 3 / 2,
         }
     }
 
-    fn caps_format(self) -> &'static str {
+    /// The format as GStreamer's caps name it.
+    pub fn caps_format(self) -> &'static str {
         match self {
             Self::Rgba => "RGBA",
             Self::I420 => "I420",
+            Self::Nv12 => "NV12",
         }
     }
 
@@ -79,7 +86,7 @@ impl RawFormat {
     fn colorimetry(self) -> Option<&'static str> {
         match self {
             Self::Rgba => None,
-            Self::I420 => Some("bt601"),
+            Self::I420 | Self::Nv12 => Some("bt601"),
         }
     }
 }
@@ -102,138 +109,6 @@ pub enum EncoderError {
     },
     #[error("frame {seq}: the encoder refused it ({flow:?})")]
     Refused { seq: u64, flow: gst::FlowError },
-}
-
-/// An H.264 encoder element and how to drive it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct H264Element {
-    pub name: &'static str,
-    pub hardware: bool,
-    bitrate: BitrateControl,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BitrateControl {
-    /// A property in kbit/s.
-    Kbps(&'static str),
-    /// V4L2 drivers take the bit rate, in bit/s, among their `extra-controls`.
-    V4l2Controls,
-}
-
-pub const X264: H264Element = H264Element {
-    name: "x264enc",
-    hardware: false,
-    bitrate: BitrateControl::Kbps("bitrate"),
-};
-
-/// Hardware encoders in order of preference: NVIDIA, VA (Intel, AMD), the older VA-API
-/// plugin, then the V4L2 blocks of ARM boards such as glasses' own SoCs.
-pub const HARDWARE: [H264Element; 4] = [
-    H264Element {
-        name: "nvh264enc",
-        hardware: true,
-        bitrate: BitrateControl::Kbps("bitrate"),
-    },
-    H264Element {
-        name: "vah264enc",
-        hardware: true,
-        bitrate: BitrateControl::Kbps("bitrate"),
-    },
-    H264Element {
-        name: "vaapih264enc",
-        hardware: true,
-        bitrate: BitrateControl::Kbps("bitrate"),
-    },
-    H264Element {
-        name: "v4l2h264enc",
-        hardware: true,
-        bitrate: BitrateControl::V4l2Controls,
-    },
-];
-
-impl H264Element {
-    /// Low-latency settings: no B-frames, a key frame every `KEYFRAME_INTERVAL` frames,
-    /// constant bit rate. Names differ between elements and versions, so each is applied only
-    /// where the element has it.
-    fn settings(&self) -> Vec<(&'static str, String)> {
-        let gop = KEYFRAME_INTERVAL.to_string();
-        let settings: &[(&str, &str)] = match self.name {
-            "x264enc" => &[
-                ("tune", "zerolatency"),
-                ("speed-preset", "ultrafast"),
-                ("key-int-max", &gop),
-            ],
-            "nvh264enc" => &[
-                ("preset", "low-latency-hq"),
-                ("tune", "ultra-low-latency"),
-                ("zerolatency", "true"),
-                ("rc-mode", "cbr"),
-                ("bframes", "0"),
-                ("gop-size", &gop),
-            ],
-            "vah264enc" => &[
-                ("rate-control", "cbr"),
-                ("b-frames", "0"),
-                ("key-int-max", &gop),
-                ("target-usage", "7"),
-            ],
-            "vaapih264enc" => &[
-                ("rate-control", "cbr"),
-                ("max-bframes", "0"),
-                ("keyframe-period", &gop),
-            ],
-            _ => &[],
-        };
-        settings.iter().map(|&(k, v)| (k, v.to_string())).collect()
-    }
-
-    /// Sets the target bit rate, before or while running.
-    fn set_bitrate(&self, element: &gst::Element, bits_per_second: u64) {
-        let kbps = (bits_per_second / 1000).clamp(100, 50_000);
-        match self.bitrate {
-            BitrateControl::Kbps(property) => {
-                set_from_str(element, property, &kbps.to_string());
-            }
-            BitrateControl::V4l2Controls => {
-                let controls = format!(
-                    "controls,video_bitrate={},h264_i_frame_period={KEYFRAME_INTERVAL}",
-                    kbps * 1000
-                );
-                set_from_str(element, "extra-controls", &controls);
-            }
-        }
-    }
-}
-
-/// The encoder to use: the first hardware one `exists` knows, else x264; `forced` (the
-/// `FARSIGHT_ENCODER` variable) set to `x264` skips the hardware.
-pub fn choose_h264(exists: impl Fn(&str) -> bool, forced: Option<&str>) -> H264Element {
-    if forced.is_some_and(|f| f.eq_ignore_ascii_case("x264") || f == X264.name) {
-        return X264;
-    }
-    HARDWARE
-        .into_iter()
-        .find(|element| exists(element.name))
-        .unwrap_or(X264)
-}
-
-/// Sets a property from its textual form when the element has it and the text parses, so an
-/// element from another version with other names is still usable.
-fn set_from_str(element: &gst::Element, property: &str, value: &str) -> bool {
-    let Some(spec) = element.find_property(property) else {
-        tracing::debug!(property, "the encoder has no such property");
-        return false;
-    };
-    match gst::glib::Value::deserialize(value, spec.value_type()) {
-        Ok(parsed) => {
-            element.set_property_from_value(property, &parsed);
-            true
-        }
-        Err(_) => {
-            tracing::debug!(property, value, "the encoder does not take this value");
-            false
-        }
-    }
 }
 
 /// Raw caps for the encoded picture's size; square pixels, so a rung that rounds its width
@@ -661,6 +536,34 @@ mod tests {
     }
 
     #[test]
+    fn nv12_frames_come_out_as_h264_with_a_key_frame_first() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let encoder = Encoder::start(64, 48, RawFormat::Nv12, tx).expect("GStreamer with x264enc");
+        for seq in 0..5 {
+            // Mid grey in limited range: luma rising frame to frame, neutral chroma.
+            let mut nv12 = vec![60 + (seq * 20) as u8; 64 * 48];
+            nv12.resize(RawFormat::Nv12.frame_bytes(64, 48), 128);
+            encoder.push(info(seq), nv12).expect("frame accepted");
+        }
+        encoder.finish();
+        let mut seqs = Vec::new();
+        loop {
+            match rx.blocking_recv() {
+                Some(Encoded::Frame(object)) => {
+                    if seqs.is_empty() {
+                        assert!(object.flags.keyframe, "the first frame is not a key frame");
+                    }
+                    assert!(object.payload.starts_with(&[0, 0, 0, 1]));
+                    seqs.push(object.frame.0);
+                }
+                Some(Encoded::End) => break,
+                None => panic!("the encoder stopped without flushing"),
+            }
+        }
+        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
     fn a_frame_of_the_wrong_size_is_refused() {
         let (tx, _rx) = mpsc::channel(4);
         let encoder = Encoder::start(64, 48, RawFormat::Rgba, tx).expect("GStreamer with x264enc");
@@ -668,30 +571,6 @@ mod tests {
             .push(info(7), vec![0; 10])
             .expect_err("10 bytes is not a picture");
         assert!(err.to_string().starts_with("frame 7:"), "{err}");
-    }
-
-    #[test]
-    fn software_is_chosen_when_no_hardware_encoder_exists() {
-        assert_eq!(choose_h264(|_| false, None), X264);
-        assert_eq!(choose_h264(|name| name == "x264enc", None), X264);
-    }
-
-    #[test]
-    fn a_hardware_encoder_is_preferred_when_the_registry_has_one() {
-        let has = |names: &'static [&'static str]| move |name: &str| names.contains(&name);
-        assert_eq!(
-            choose_h264(has(&["x264enc", "v4l2h264enc", "vah264enc"]), None).name,
-            "vah264enc"
-        );
-        assert_eq!(choose_h264(|_| true, None).name, "nvh264enc");
-        assert!(choose_h264(has(&["v4l2h264enc"]), None).hardware);
-    }
-
-    #[test]
-    fn farsight_encoder_x264_forces_software() {
-        assert_eq!(choose_h264(|_| true, Some("x264")), X264);
-        assert_eq!(choose_h264(|_| true, Some("x264enc")), X264);
-        assert_eq!(choose_h264(|_| true, Some("auto")).name, "nvh264enc");
     }
 
     /// A picture that moves from frame to frame, so the encoder has real work.

@@ -1,13 +1,14 @@
-//! `farsight-wearable`: the client for AR glasses, as Bevy plugins. Today its camera is the
-//! desktop simulator — a workbench seen from a scripted head path, rendered off-screen —
-//! which either saves one frame with its camera model or publishes every frame to the relay
-//! as H.264 with each frame's pose and intrinsics, anchoring agents' marks in the scene.
+//! `farsight-wearable`: the client for AR glasses, as Bevy plugins. Its source is the desktop
+//! simulator (a workbench seen from a moving head) or a real camera; every frame goes to the
+//! relay as H.264 with its pose and intrinsics, agents' marks come back and are anchored in
+//! the world, and the wearer's view shows them with a HUD, in a window or off-screen.
 
 pub mod anchor;
 pub mod camera_model;
 pub mod camera_source;
 pub mod capture;
 pub mod encoder;
+pub mod h264_element;
 pub mod head_control;
 pub mod head_path;
 pub mod headless;

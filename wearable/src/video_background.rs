@@ -1,6 +1,6 @@
-//! The passthrough picture: the camera's newest I420 frame drawn behind everything a Bevy
-//! camera renders, converted to RGB on the GPU by `shaders/video_background.wgsl` (BT.601,
-//! limited range), with [`i420_to_rgb`] as the reference the shader is tested against.
+//! The passthrough picture: the camera's newest I420 or NV12 frame drawn behind everything a
+//! Bevy camera renders, converted to RGB on the GPU by `shaders/video_background.wgsl`
+//! (BT.601, limited range), with [`i420_to_rgb`] and [`nv12_to_rgb`] as its references.
 
 use bevy::asset::{RenderAssetUsages, uuid_handle};
 use bevy::camera::visibility::{NoFrustumCulling, RenderLayers};
@@ -11,10 +11,11 @@ use bevy::render::render_resource::{
     AsBindGroup, Extent3d, RenderPipelineDescriptor, SpecializedMeshPipelineError,
     TextureDimension, TextureFormat,
 };
-use bevy::shader::{Shader, ShaderRef};
+use bevy::shader::{Shader, ShaderDefVal, ShaderRef};
 use image::RgbImage;
 
 use crate::anchor::NotInWorld;
+use crate::encoder::RawFormat;
 
 const VIDEO_BACKGROUND_SHADER: Handle<Shader> =
     uuid_handle!("0b7e4f9a-3c52-4d1e-8a6f-2e9d5c7b1a43");
@@ -47,6 +48,7 @@ impl Plugin for VideoBackgroundPlugin {
                 .resource_mut::<Assets<VideoBackgroundMaterial>>()
                 .add(VideoBackgroundMaterial {
                     frame: image.clone(),
+                    format: RawFormat::I420,
                 });
         let quad = world
             .get_resource_mut::<Assets<Mesh>>()
@@ -71,9 +73,9 @@ pub struct VideoBackground;
 /// The texture the camera's frames are written into.
 #[derive(Resource, Debug, Clone)]
 pub struct VideoFeed {
-    /// `R8Unorm`, `size.x` wide and `size.y * 3 / 2` tall: the I420 bytes as they come, read
-    /// in rows of `size.x` — the Y plane, then the U and V planes two half-width rows to a
-    /// texture row.
+    /// `R8Unorm`, `size.x` wide and `size.y * 3 / 2` tall: the frame's bytes as they come,
+    /// read in rows of `size.x` — the Y plane, then for I420 the U and V planes two half-width
+    /// rows to a texture row, for NV12 one row of interleaved U and V to a texture row.
     pub image: Handle<Image>,
     pub size: UVec2,
     material: Handle<VideoBackgroundMaterial>,
@@ -89,26 +91,36 @@ pub enum VideoBackgroundError {
         width: u32,
         height: u32,
     },
-    #[error("{got} bytes of I420 for a {width}×{height} background, expected {expected}")]
+    #[error("{got} bytes of {format:?} for a {width}×{height} background, expected {expected}")]
     WrongLength {
+        format: RawFormat,
         got: usize,
         expected: usize,
         width: u32,
         height: u32,
     },
+    #[error("{0:?} frames cannot be shown: the background takes I420 or NV12")]
+    NotYuv(RawFormat),
     #[error("the background's image is gone")]
     NoImage,
+    #[error("the background's material is gone")]
+    NoMaterial,
 }
 
 impl VideoFeed {
-    /// Shows an I420 frame of `size` from the next render on.
+    /// Shows a `format` frame of `size` from the next render on.
     pub fn show(
         &self,
         images: &mut Assets<Image>,
+        materials: &mut Assets<VideoBackgroundMaterial>,
         size: UVec2,
-        i420: &[u8],
+        format: RawFormat,
+        bytes: &[u8],
     ) -> Result<(), VideoBackgroundError> {
         let (width, height) = (self.size.x, self.size.y);
+        if format == RawFormat::Rgba {
+            return Err(VideoBackgroundError::NotYuv(format));
+        }
         if size != self.size {
             return Err(VideoBackgroundError::WrongSize {
                 got_width: size.x,
@@ -117,10 +129,11 @@ impl VideoFeed {
                 height,
             });
         }
-        let expected = i420_len(self.size);
-        if i420.len() != expected {
+        let expected = yuv420_len(self.size);
+        if bytes.len() != expected {
             return Err(VideoBackgroundError::WrongLength {
-                got: i420.len(),
+                format,
+                got: bytes.len(),
                 expected,
                 width,
                 height,
@@ -131,22 +144,34 @@ impl VideoFeed {
             .ok_or(VideoBackgroundError::NoImage)?;
         // Same size and format: the renderer writes into the texture it has.
         match &mut image.data {
-            Some(data) => data.copy_from_slice(i420),
-            None => image.data = Some(i420.to_vec()),
+            Some(data) => data.copy_from_slice(bytes),
+            None => image.data = Some(bytes.to_vec()),
+        }
+        // Touched only on a change: a changed material is prepared again, and a new layout
+        // picks another pipeline.
+        let material = materials
+            .get(&self.material)
+            .ok_or(VideoBackgroundError::NoMaterial)?;
+        if material.format != format {
+            materials
+                .get_mut(&self.material)
+                .ok_or(VideoBackgroundError::NoMaterial)?
+                .format = format;
         }
         Ok(())
     }
 }
 
-/// Bytes in an I420 frame of `size` without row padding.
-fn i420_len(size: UVec2) -> usize {
+/// Bytes in an I420 or NV12 frame of `size` without row padding.
+fn yuv420_len(size: UVec2) -> usize {
     size.x as usize * size.y as usize * 3 / 2
 }
 
 fn black_frame(size: UVec2) -> Image {
     let luma = size.x as usize * size.y as usize;
     let mut data = vec![BLACK[0]; luma];
-    data.resize(i420_len(size), BLACK[1]);
+    // U and V of black are the same, so this is black in both layouts.
+    data.resize(yuv420_len(size), BLACK[1]);
     Image::new(
         Extent3d {
             width: size.x,
@@ -200,11 +225,30 @@ fn add_background(
     }
 }
 
-/// The camera's picture, drawn behind the scene from the camera's I420 frame.
+/// The camera's picture, drawn behind the scene from the camera's I420 or NV12 frame.
 #[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
+#[bind_group_data(VideoBackgroundKey)]
 pub struct VideoBackgroundMaterial {
     #[texture(0)]
     pub frame: Handle<Image>,
+    /// How `frame` holds the chroma: [`RawFormat::I420`] or [`RawFormat::Nv12`].
+    pub format: RawFormat,
+}
+
+/// The pipeline variant a material needs: the layout is a shader def, not a uniform, so the
+/// shader does not branch per pixel on something that changes at most once.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VideoBackgroundKey {
+    nv12: bool,
+}
+
+impl From<&VideoBackgroundMaterial> for VideoBackgroundKey {
+    fn from(material: &VideoBackgroundMaterial) -> Self {
+        Self {
+            nv12: material.format == RawFormat::Nv12,
+        }
+    }
 }
 
 impl Material for VideoBackgroundMaterial {
@@ -228,8 +272,14 @@ impl Material for VideoBackgroundMaterial {
         _pipeline: &MaterialPipeline,
         descriptor: &mut RenderPipelineDescriptor,
         layout: &MeshVertexBufferLayoutRef,
-        _key: MaterialPipelineKey<Self>,
+        key: MaterialPipelineKey<Self>,
     ) -> Result<(), SpecializedMeshPipelineError> {
+        // Pushed only when set: `#ifdef` takes a def that is present as defined, false or not.
+        if key.bind_group_data.nv12
+            && let Some(fragment) = descriptor.fragment.as_mut()
+        {
+            fragment.shader_defs.push(ShaderDefVal::from("NV12"));
+        }
         descriptor.vertex.buffers = vec![
             layout
                 .0
@@ -260,16 +310,41 @@ pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 /// The picture in an I420 frame of `size`, or `None` when `i420` is not that many bytes
 /// (`size` even, rows unpadded).
 pub fn i420_to_rgb(i420: &[u8], size: UVec2) -> Option<RgbImage> {
-    if !size.x.is_multiple_of(2) || !size.y.is_multiple_of(2) || i420.len() != i420_len(size) {
+    frame_to_rgb(RawFormat::I420, i420, size)
+}
+
+/// The picture in an NV12 frame of `size`, or `None` when `nv12` is not that many bytes
+/// (`size` even, rows unpadded).
+pub fn nv12_to_rgb(nv12: &[u8], size: UVec2) -> Option<RgbImage> {
+    frame_to_rgb(RawFormat::Nv12, nv12, size)
+}
+
+/// The picture in a frame of `size` laid out as `format`, as the shader draws it; `None` for
+/// RGBA or a frame of the wrong length.
+pub fn frame_to_rgb(format: RawFormat, bytes: &[u8], size: UVec2) -> Option<RgbImage> {
+    if !size.x.is_multiple_of(2) || !size.y.is_multiple_of(2) || bytes.len() != yuv420_len(size) {
         return None;
     }
     let (width, height) = (size.x as usize, size.y as usize);
-    let (luma, chroma) = i420.split_at(width * height);
-    let (u_plane, v_plane) = chroma.split_at(chroma.len() / 2);
+    let (luma, chroma) = bytes.split_at(width * height);
+    let plane = width * height / 4;
+    // Where U and V of the chroma sample at (`cx`, `cy`) lie in the bytes after the Y plane:
+    // the only difference between the layouts.
+    let uv_offsets: fn(usize, usize, usize, usize) -> (usize, usize) = match format {
+        RawFormat::I420 => |width, plane, cx, cy| {
+            let c = cy * (width / 2) + cx;
+            (c, plane + c)
+        },
+        RawFormat::Nv12 => |width, _, cx, cy| {
+            let c = cy * width + 2 * cx;
+            (c, c + 1)
+        },
+        RawFormat::Rgba => return None,
+    };
     Some(RgbImage::from_fn(size.x, size.y, |x, y| {
         let (x, y) = (x as usize, y as usize);
-        let c = (y / 2) * (width / 2) + x / 2;
-        image::Rgb(yuv_to_rgb(luma[y * width + x], u_plane[c], v_plane[c]))
+        let (u, v) = uv_offsets(width, plane, x / 2, y / 2);
+        image::Rgb(yuv_to_rgb(luma[y * width + x], chroma[u], chroma[v]))
     }))
 }
 
@@ -317,8 +392,35 @@ mod tests {
     }
 
     #[test]
+    fn nv12_pixels_read_their_chroma_from_the_interleaved_plane() {
+        // The same picture as the I420 test above, its chroma interleaved U, V per sample.
+        let size = UVec2::new(8, 4);
+        let u = [[90, 90, 240, 240], [128, 128, 128, 128]];
+        let v = [[240, 240, 110, 110], [128, 128, 128, 128]];
+        let mut i420 = vec![81; 32];
+        i420.extend(u.iter().flatten());
+        i420.extend(v.iter().flatten());
+        let mut nv12 = vec![81; 32];
+        for (u_row, v_row) in u.iter().zip(&v) {
+            for (u, v) in u_row.iter().zip(v_row) {
+                nv12.extend([*u, *v]);
+            }
+        }
+        let picture = nv12_to_rgb(&nv12, size).expect("an 8×4 frame");
+        assert_eq!(
+            picture,
+            i420_to_rgb(&i420, size).expect("an 8×4 frame"),
+            "the same picture in both layouts"
+        );
+        // And not by accident: read as I420, the NV12 bytes are another picture.
+        assert_ne!(picture, i420_to_rgb(&nv12, size).expect("an 8×4 frame"));
+    }
+
+    #[test]
     fn a_frame_of_the_wrong_length_is_no_picture() {
         assert!(i420_to_rgb(&[0; 47], UVec2::new(8, 4)).is_none());
+        assert!(nv12_to_rgb(&[0; 47], UVec2::new(8, 4)).is_none());
+        assert!(frame_to_rgb(RawFormat::Rgba, &[0; 48], UVec2::new(8, 4)).is_none());
     }
 
     #[test]
@@ -327,6 +429,6 @@ mod tests {
         let image = black_frame(size);
         assert_eq!(image.texture_descriptor.size.width, 16);
         assert_eq!(image.texture_descriptor.size.height, 9);
-        assert_eq!(image.data.as_ref().map(Vec::len), Some(i420_len(size)));
+        assert_eq!(image.data.as_ref().map(Vec::len), Some(yuv420_len(size)));
     }
 }

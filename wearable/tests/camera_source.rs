@@ -1,7 +1,8 @@
 //! The real-camera path with GStreamer's SMPTE test pattern for a camera: frames of the right
-//! size arriving in order, the video background showing them in the colours the Rust
-//! reference converts them to (rendered headless with lavapipe), publishing through the
-//! encoder with the fixed camera model, and a missing device named in its error.
+//! size and layout (NV12 or I420) arriving in order, the video background showing them in the
+//! colours the Rust reference converts them to (rendered headless with lavapipe, each
+//! layout), publishing through the encoder with the fixed camera model, and a missing device
+//! named in its error.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,10 +21,12 @@ use farsight_wearable::camera_source::{
     CameraCapture, CameraError, CameraFrame, CameraSource, CameraSourcePlugin, NewestCameraFrame,
     fixed_camera_model,
 };
-use farsight_wearable::encoder::Encoded;
+use farsight_wearable::encoder::{Encoded, RawFormat};
 use farsight_wearable::headless::headless_app;
 use farsight_wearable::link::{LinkOutbox, LinkStatus};
-use farsight_wearable::video_background::{VideoBackground, VideoBackgroundPlugin, i420_to_rgb};
+use farsight_wearable::video_background::{
+    VideoBackground, VideoBackgroundPlugin, i420_to_rgb, nv12_to_rgb,
+};
 use image::RgbImage;
 use tokio::sync::mpsc;
 
@@ -67,9 +70,9 @@ fn close(a: [u8; 3], b: [u8; 3], tolerance: u8) -> bool {
     a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tolerance)
 }
 
-#[test]
-fn the_test_source_gives_i420_frames_of_the_asked_size_in_order() -> Result<()> {
-    let capture = CameraCapture::start(CameraSource::Test, SIZE)?;
+/// Five frames from `source`, checked to be of [`SIZE`] in `format` and to arrive in order.
+fn five_frames(source: CameraSource, format: RawFormat) -> Result<Vec<CameraFrame>> {
+    let capture = CameraCapture::start(source, SIZE)?;
     let mut frames: Vec<CameraFrame> = Vec::new();
     for _ in 0..5 {
         frames.push(capture.next_frame(FRAME_WAIT)?);
@@ -77,10 +80,16 @@ fn the_test_source_gives_i420_frames_of_the_asked_size_in_order() -> Result<()> 
     for frame in &frames {
         ensure!(frame.size == SIZE, "a {} frame", frame.size);
         ensure!(
-            frame.i420.len() == (SIZE.x * SIZE.y * 3 / 2) as usize,
-            "frame {}: {} bytes of I420 for {SIZE}",
+            frame.format == format,
+            "frame {}: {:?}, not {format:?}",
             frame.number,
-            frame.i420.len()
+            frame.format
+        );
+        ensure!(
+            frame.yuv.len() == (SIZE.x * SIZE.y * 3 / 2) as usize,
+            "frame {}: {} bytes of {format:?} for {SIZE}",
+            frame.number,
+            frame.yuv.len()
         );
     }
     for pair in frames.windows(2) {
@@ -97,7 +106,32 @@ fn the_test_source_gives_i420_frames_of_the_asked_size_in_order() -> Result<()> 
     // busy machine's late deliveries).
     let span = frames[4].capture.0 - frames[0].capture.0;
     ensure!(span > 60_000, "five frames within {span} µs");
-    Ok(())
+    Ok(frames)
+}
+
+#[test]
+fn the_test_source_gives_i420_frames_of_the_asked_size_in_order() -> Result<()> {
+    let format = RawFormat::I420;
+    five_frames(CameraSource::TestPattern { format }, format).map(drop)
+}
+
+#[test]
+fn the_test_source_gives_nv12_frames_of_the_asked_size_in_order() -> Result<()> {
+    let format = RawFormat::Nv12;
+    five_frames(CameraSource::TestPattern { format }, format).map(drop)
+}
+
+#[test]
+fn a_source_that_offers_both_layouts_is_taken_as_nv12() -> Result<()> {
+    five_frames(CameraSource::Test, RawFormat::Nv12).map(drop)
+}
+
+#[test]
+fn a_source_in_neither_layout_is_converted_to_nv12() -> Result<()> {
+    let source = CameraSource::TestPattern {
+        format: RawFormat::Rgba,
+    };
+    five_frames(source, RawFormat::Nv12).map(drop)
 }
 
 #[test]
@@ -211,9 +245,10 @@ fn take_picture(
     );
 }
 
-/// Renders the video background with the test pattern behind an otherwise empty scene.
-fn render_test_pattern() -> Result<(RgbImage, CameraFrame)> {
-    let capture = CameraCapture::start(CameraSource::Test, SIZE)?;
+/// Renders the video background with the test pattern in `format` behind an otherwise empty
+/// scene.
+fn render_test_pattern(format: RawFormat) -> Result<(RgbImage, CameraFrame)> {
+    let capture = CameraCapture::start(CameraSource::TestPattern { format }, SIZE)?;
     let shot = Shot::default();
     let mut app = headless_app();
     app.add_plugins((
@@ -234,15 +269,31 @@ fn render_test_pattern() -> Result<(RgbImage, CameraFrame)> {
 }
 
 #[test]
-fn the_background_shows_the_bars_in_the_reference_colours_behind_the_scene() -> Result<()> {
-    let (picture, frame) = render_test_pattern()?;
+fn the_background_shows_i420_bars_in_the_reference_colours_behind_the_scene() -> Result<()> {
+    background_matches_the_reference(RawFormat::I420)
+}
+
+#[test]
+fn the_background_shows_nv12_bars_in_the_reference_colours_behind_the_scene() -> Result<()> {
+    background_matches_the_reference(RawFormat::Nv12)
+}
+
+/// Every pixel of the rendered test pattern in `format` against the Rust reference for that
+/// layout.
+fn background_matches_the_reference(format: RawFormat) -> Result<()> {
+    let (picture, frame) = render_test_pattern(format)?;
     ensure!(
         (picture.width(), picture.height()) == (SIZE.x, SIZE.y),
         "a {}×{} picture",
         picture.width(),
         picture.height()
     );
-    let reference = i420_to_rgb(&frame.i420, frame.size).context("an I420 frame")?;
+    ensure!(frame.format == format, "a {:?} frame", frame.format);
+    let reference = match format {
+        RawFormat::Nv12 => nv12_to_rgb(&frame.yuv, frame.size),
+        _ => i420_to_rgb(&frame.yuv, frame.size),
+    }
+    .with_context(|| format!("a {format:?} frame"))?;
     let mut failures = Vec::new();
     for (i, (name, nominal)) in BARS.iter().enumerate() {
         let (x, y) = bar_centre(i as u32);

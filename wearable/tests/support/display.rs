@@ -2,8 +2,8 @@
 //! taken by the X server (`xwd`), so a test sees what the window shows, not what the app
 //! believes it drew; keys pressed through the X server's test extension (`xdotool`).
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use image::RgbImage;
@@ -16,35 +16,29 @@ pub struct Display {
 
 impl Display {
     pub fn start(width: u32, height: u32) -> Result<Self> {
-        // A display number of our own: the process id keeps parallel test binaries apart.
-        let number = (0..100)
-            .map(|i| 200 + (std::process::id() + i) % 700)
-            .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .context("no free X display number")?;
-        let name = format!(":{number}");
-        let server = Command::new("Xvfb")
-            .args([
-                &name,
-                "-screen",
-                "0",
-                &format!("{width}x{height}x24"),
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::null())
+        // Xvfb picks a free display number itself and writes it once it accepts clients, so
+        // tests running side by side never share a display.
+        let mut server = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
+            .arg(format!("{width}x{height}x24"))
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .context("starting Xvfb (Debian package xvfb)")?;
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        let started = Instant::now();
-        while !std::path::Path::new(&socket).exists() {
-            ensure!(
-                started.elapsed() < Duration::from_secs(10),
-                "Xvfb {name} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Self { name, server })
+        let stdout = server.stdout.take().context("Xvfb's output")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let number: u32 = match line.trim().parse() {
+            Ok(number) => number,
+            Err(_) => {
+                let _ = server.kill();
+                bail!("Xvfb did not start (it said {line:?})");
+            }
+        };
+        Ok(Self {
+            name: format!(":{number}"),
+            server,
+        })
     }
 
     /// Gives the keyboard to the window whose title starts with `title`, as a click on it
