@@ -31,7 +31,7 @@ pub fn simulator_app() -> App {
 }
 
 /// A Bevy app with no window, its pipelines compiled in the frame that asks for them, so the
-/// first frames are drawn whole.
+/// first frames are drawn whole, and each frame rendered in the frame that simulated it.
 pub fn headless_app() -> App {
     let mut app = App::new();
     app.add_plugins(
@@ -40,6 +40,9 @@ pub fn headless_app() -> App {
             // No event loop to wait on a display that may not exist; the caller's
             // `ScheduleRunnerPlugin` runs the frames.
             .disable::<bevy::winit::WinitPlugin>()
+            // Rendering frame N while simulating N + 1 gains nothing when the renderer is the
+            // CPU (lavapipe uses every core) and costs a frame of glass-to-glass delay.
+            .disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>()
             .set(bevy::window::WindowPlugin {
                 primary_window: None,
                 exit_condition: bevy::window::ExitCondition::DontExit,

@@ -5,6 +5,7 @@
 use std::f32::consts::FRAC_PI_2;
 
 use bevy::core_pipeline::tonemapping::Tonemapping;
+use bevy::light::{CascadeShadowConfigBuilder, DirectionalLightShadowMap};
 use bevy::prelude::*;
 use bevy::render::view::Msaa;
 
@@ -29,6 +30,11 @@ pub const DEVICE_CENTRE: Vec3 = Vec3::new(0.0, 0.84, 0.0);
 const HOUSING_SIZE: Vec3 = Vec3::new(0.30, 0.18, 0.16);
 const TABLE_TOP_HEIGHT: f32 = 0.75;
 
+/// How far from the head shadows are drawn, and the shadow map's size: the bench and its
+/// surroundings, sharp enough at arm's length.
+const SHADOW_DISTANCE_M: f32 = 4.0;
+const SHADOW_MAP_PX: usize = 1024;
+
 /// The red knob's centre in world space: on the housing's front face (+Z, towards the head),
 /// left of centre, sticking out by half its depth.
 pub const KNOB_POSITION: Vec3 = Vec3::new(-0.07, 0.86, 0.095);
@@ -44,6 +50,9 @@ impl Plugin for SimulatorPlugin {
         app.init_resource::<HeadPath>()
             .init_resource::<HeadMode>()
             .insert_resource(ClearColor(Color::srgb(0.12, 0.13, 0.15)))
+            .insert_resource(DirectionalLightShadowMap {
+                size: SHADOW_MAP_PX,
+            })
             .add_systems(Startup, (spawn_workbench, spawn_head))
             .add_systems(
                 Update,
@@ -145,6 +154,15 @@ fn spawn_workbench(
             shadow_maps_enabled: true,
             ..default()
         },
+        // The whole scene is within a few metres: one cascade covers it, where the default
+        // four (out to 150 m) would cost four shadow passes a frame for nothing.
+        CascadeShadowConfigBuilder {
+            num_cascades: 1,
+            first_cascade_far_bound: SHADOW_DISTANCE_M,
+            maximum_distance: SHADOW_DISTANCE_M,
+            ..default()
+        }
+        .build(),
         Transform::from_xyz(0.8, 2.5, 1.5).looking_at(DEVICE_CENTRE, Vec3::Y),
     ));
 }
