@@ -122,7 +122,7 @@ async fn main() {
              annotation_round_trip` on {} ({}, commit {}, no GPU): an agent sends a circle on \
              the latest frame it watched and waits for the wearable's `AnchorResolved`, one mark \
              at a time, through a relay on this machine. The simulator runs headless, at most 30 \
-             fps (software Vulkan manages about 16 at this size); it anchors the mark by ray casts into the scene and spawns \
+             fps (software Vulkan manages about 18 at this size); it anchors the mark by ray casts into the scene and spawns \
              its meshes in the frame it answers in, so the mark is on the glasses one render \
              after the answer leaves. Reference, same relay and run: the probe, which anchors on \
              a plane as soon as the mark arrives.\n\n\
