@@ -507,14 +507,13 @@ mod tests {
         assert_eq!(in_flight.left(Some(99)).map(|i| i.seq), None);
     }
 
-    #[test]
-    fn frames_come_out_as_h264_with_their_camera_and_a_key_frame_first() {
+    /// Encodes five 64×48 frames of `format`, each made by `frame(seq)`, and checks they come
+    /// out in order as Annex-B H.264 with their capture times, a key frame first.
+    fn encodes_five_frames(format: RawFormat, frame: impl Fn(u64) -> Vec<u8>) {
         let (tx, mut rx) = mpsc::channel(64);
-        let encoder = Encoder::start(64, 48, RawFormat::Rgba, tx).expect("GStreamer with x264enc");
+        let encoder = Encoder::start(64, 48, format, tx).expect("GStreamer with x264enc");
         for seq in 0..5 {
-            encoder
-                .push(info(seq), vec![(seq * 40) as u8; 64 * 48 * 4])
-                .expect("frame accepted");
+            encoder.push(info(seq), frame(seq)).expect("frame accepted");
         }
         encoder.finish();
         let mut seqs = Vec::new();
@@ -532,35 +531,22 @@ mod tests {
                 None => panic!("the encoder stopped without flushing"),
             }
         }
-        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+        assert_eq!(seqs, [0, 1, 2, 3, 4], "{format:?}");
+    }
+
+    #[test]
+    fn frames_come_out_as_h264_with_their_camera_and_a_key_frame_first() {
+        encodes_five_frames(RawFormat::Rgba, |seq| vec![(seq * 40) as u8; 64 * 48 * 4]);
     }
 
     #[test]
     fn nv12_frames_come_out_as_h264_with_a_key_frame_first() {
-        let (tx, mut rx) = mpsc::channel(64);
-        let encoder = Encoder::start(64, 48, RawFormat::Nv12, tx).expect("GStreamer with x264enc");
-        for seq in 0..5 {
+        encodes_five_frames(RawFormat::Nv12, |seq| {
             // Mid grey in limited range: luma rising frame to frame, neutral chroma.
             let mut nv12 = vec![60 + (seq * 20) as u8; 64 * 48];
             nv12.resize(RawFormat::Nv12.frame_bytes(64, 48), 128);
-            encoder.push(info(seq), nv12).expect("frame accepted");
-        }
-        encoder.finish();
-        let mut seqs = Vec::new();
-        loop {
-            match rx.blocking_recv() {
-                Some(Encoded::Frame(object)) => {
-                    if seqs.is_empty() {
-                        assert!(object.flags.keyframe, "the first frame is not a key frame");
-                    }
-                    assert!(object.payload.starts_with(&[0, 0, 0, 1]));
-                    seqs.push(object.frame.0);
-                }
-                Some(Encoded::End) => break,
-                None => panic!("the encoder stopped without flushing"),
-            }
-        }
-        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+            nv12
+        });
     }
 
     #[test]
