@@ -81,8 +81,13 @@ for _ in $(seq 50); do
 done
 [ -n "${session:-}" ] || { cat "$data/publish.log"; exit 1; }
 
+# Software rendering takes a while to compile its pipelines; give the simulator 30 s.
+for _ in $(seq 150); do
+  sim_session=$(sed -n 's/^publishing session //p' "$data/wearable.log")
+  [ -n "$sim_session" ] && break
+  sleep 0.2
+done
 echo
-sim_session=$(sed -n 's/^publishing session //p' "$data/wearable.log")
 echo "agent console:  http://127.0.0.1:8080/  (sign in with the agent token $AGENT)"
 echo "  the glasses simulator's workbench is session ${sim_session:-(starting; see $data/wearable.log)}, the probe's test video session $session"
 echo "session $session is live; sessions:  curl -H 'Authorization: Bearer $AGENT' http://127.0.0.1:8080/v1/sessions"
