@@ -82,7 +82,16 @@ fn is_final(e: &ClientError) -> bool {
             ..
         } | ClientError::Address(_)
             | ClientError::Tls(_)
-    )
+    ) || is_certificate_refused(e)
+}
+
+/// A handshake that failed on the certificate (a TLS alert, QUIC codes 0x100–0x1ff) fails the
+/// same way on every retry.
+fn is_certificate_refused(e: &ClientError) -> bool {
+    let ClientError::Connection(quinn::ConnectionError::TransportError(error)) = e else {
+        return false;
+    };
+    (0x100..0x200).contains(&u64::from(error.code))
 }
 
 /// Connects, retrying with back-off for up to `give_up`; final refusals return at once.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
@@ -18,6 +19,38 @@ pub enum Trust {
     Fingerprint([u8; 32]),
     /// Verify the chain against these CA certificates (DER).
     Roots(Vec<CertificateDer<'static>>),
+}
+
+impl Trust {
+    /// The CA certificates in a PEM file.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, ClientError> {
+        let bad = |e: rustls::pki_types::pem::Error| {
+            ClientError::Tls(format!("CA certificates in {}: {e}", path.display()))
+        };
+        let roots = CertificateDer::pem_file_iter(path)
+            .map_err(bad)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        if roots.is_empty() {
+            return Err(ClientError::Tls(format!(
+                "no certificate in {}",
+                path.display()
+            )));
+        }
+        Ok(Self::Roots(roots))
+    }
+
+    /// The operating system's trusted CA certificates (on Debian, `/etc/ssl/certs`).
+    pub fn system() -> Result<Self, ClientError> {
+        let found = rustls_native_certs::load_native_certs();
+        if found.certs.is_empty() {
+            return Err(ClientError::Tls(format!(
+                "no trusted CA certificates on this system ({:?})",
+                found.errors
+            )));
+        }
+        Ok(Self::Roots(found.certs))
+    }
 }
 
 /// The SHA-256 fingerprint of a DER certificate, as lowercase hex with colons removed.

@@ -65,9 +65,15 @@ struct Args {
     /// Wearable token for the relay.
     #[arg(long, env = "FARSIGHT_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// SHA-256 fingerprint of the relay's certificate to pin, as `farsight serve` prints it.
-    #[arg(long)]
+    /// SHA-256 fingerprint of the relay's certificate to pin, as `farsight serve` prints it
+    /// for its development certificate. Without it (or --ca) the relay's certificate must
+    /// chain to one of the system's trusted CAs.
+    #[arg(long, conflicts_with = "ca")]
     fingerprint: Option<String>,
+    /// PEM file of the CA certificates the relay's certificate must chain to, instead of the
+    /// system's.
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// The head's path, a JSON file of timed waypoints: {"waypoints": [{"at_s": 0, "eye":
     /// [x, y, z], "look_at": [x, y, z]}, …]} in metres (y up, the bench's top at 0.75).
     /// Without it the head sways in front of the bench.
@@ -191,13 +197,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn connect_options(server: &str, args: &Args) -> anyhow::Result<ConnectOptions> {
-    let Some(fingerprint) = &args.fingerprint else {
-        bail!(
-            "not yet: checking the relay's certificate against the system's roots is not \
-             built; pass --fingerprint with the SHA-256 that `farsight serve` prints"
-        );
+    let trust = match (&args.fingerprint, &args.ca) {
+        (Some(fingerprint), _) => {
+            Trust::Fingerprint(parse_fingerprint(fingerprint).context("--fingerprint")?)
+        }
+        (None, Some(ca)) => Trust::from_pem_file(ca).context("--ca")?,
+        (None, None) => Trust::system().context("the system's CA certificates")?,
     };
-    let fingerprint = parse_fingerprint(fingerprint).context("--fingerprint")?;
     let addr: SocketAddr = server
         .to_socket_addrs()
         .with_context(|| format!("--server {server}: expected HOST:PORT"))?
@@ -214,7 +220,7 @@ fn connect_options(server: &str, args: &Args) -> anyhow::Result<ConnectOptions> 
     Ok(ConnectOptions {
         server: addr,
         server_name,
-        trust: Trust::Fingerprint(fingerprint),
+        trust,
         role: Role::Wearable,
         token: args
             .token

@@ -229,8 +229,10 @@ fn command_lines_that_cannot_work_are_refused_with_the_reason() -> Result<()> {
                 "127.0.0.1:4433",
                 "--token",
                 "t",
+                "--ca",
+                "/nonexistent/ca.pem",
             ],
-            "not yet: checking the relay's certificate",
+            "CA certificates in /nonexistent/ca.pem",
         ),
         (
             [&["--sim", "--camera", "test"][..], &one_frame].concat(),

@@ -204,6 +204,27 @@ pub struct Wearable {
 }
 
 impl Wearable {
+    /// Runs `farsight-wearable` with `args`, its window on `display` when given, logging
+    /// into `dir`.
+    pub fn spawn(args: &[&str], dir: &std::path::Path, display: Option<&str>) -> Result<Self> {
+        let log_path = dir.join("wearable.log");
+        let log = File::create(&log_path)?;
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"));
+        command
+            .args(args)
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match display {
+            Some(display) => command.env("DISPLAY", display),
+            None => command.env_remove("DISPLAY"),
+        };
+        let child = command.spawn().context("starting farsight-wearable")?;
+        Ok(Self { child, log_path })
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
@@ -249,29 +270,19 @@ pub fn spawn_wearable(
     args: &[&str],
     display: Option<&str>,
 ) -> Result<Wearable> {
-    let log_path = dir.join("wearable.log");
-    let log = File::create(&log_path)?;
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_farsight-wearable"));
-    command
-        .arg("--server")
-        .arg(server.to_string())
-        .args(["--token", token, "--fingerprint", fingerprint])
-        .args([
-            "--width",
-            &size.0.to_string(),
-            "--height",
-            &size.1.to_string(),
-        ])
-        .args(args)
-        .env_remove("WAYLAND_DISPLAY")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    match display {
-        Some(display) => command.env("DISPLAY", display),
-        None => command.env_remove("DISPLAY"),
-    };
-    let child = command.spawn().context("starting farsight-wearable")?;
-    Ok(Wearable { child, log_path })
+    let (server, width, height) = (server.to_string(), size.0.to_string(), size.1.to_string());
+    let mut all = vec![
+        "--server",
+        &server,
+        "--token",
+        token,
+        "--fingerprint",
+        fingerprint,
+        "--width",
+        &width,
+        "--height",
+        &height,
+    ];
+    all.extend_from_slice(args);
+    Wearable::spawn(&all, dir, display)
 }
