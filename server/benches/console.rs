@@ -41,10 +41,7 @@ struct Window {
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = std::env::var("FARSIGHT_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let seconds: u64 = common::env_or("FARSIGHT_BENCH_SECONDS", 10);
     let dir = tempfile::tempdir().expect("temp dir");
     let running = farsight_server::start(&ServeConfig::ephemeral(dir.path()))
         .await

@@ -24,13 +24,6 @@ use sipp::{Load, Phone, free_port, port_taken};
 /// The agent's phone checks nothing about whom it is asked to call, or why.
 const ANY_CALL: [(&str, &str); 2] = [("who", "From: "), ("why", "")];
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Farsight's dialer: `calls` 3PCC calls, `in_flight` at a time.
 async fn farsight_rate(calls: usize, in_flight: usize) -> (f64, BTreeMap<String, usize>) {
     let load = bench_load(calls);
@@ -131,8 +124,8 @@ fn sipp_rate(calls: usize, in_flight: usize) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let calls = env_or("FARSIGHT_BENCH_CALLS", 20_000);
-    let in_flight = env_or("FARSIGHT_BENCH_IN_FLIGHT", 50);
+    let calls = common::env_or("FARSIGHT_BENCH_CALLS", 20_000);
+    let in_flight = common::env_or("FARSIGHT_BENCH_IN_FLIGHT", 50);
     let reference = sipp_rate(calls, in_flight);
     let (rate, outcomes) = farsight_rate(calls, in_flight).await;
     println!(

@@ -76,10 +76,7 @@ fn sklearn(table: &std::path::Path) -> serde_json::Value {
 
 #[tokio::main]
 async fn main() {
-    let users_n: usize = std::env::var("FARSIGHT_BENCH_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
+    let users_n: usize = common::env_or("FARSIGHT_BENCH_USERS", 3000);
     let days = 84;
     let options = SimulateOptions {
         users: users_n,

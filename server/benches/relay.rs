@@ -55,13 +55,7 @@ fn main() {
 /// Each case's length from FARSIGHT_BENCH_SECONDS; a bad value stops the run rather than
 /// silently measuring something else.
 fn case_length() -> Duration {
-    let seconds = match std::env::var(SECONDS_VAR) {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .unwrap_or_else(|_| panic!("{SECONDS_VAR}={text:?} is not a whole number")),
-        Err(_) => 10,
-    };
+    let seconds: u64 = common::env_or(SECONDS_VAR, 10);
     assert!(
         seconds > WARM_UP.as_secs(),
         "{SECONDS_VAR} must be longer than the {} s warm-up",

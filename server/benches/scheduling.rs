@@ -28,10 +28,7 @@ const ZONES: [&str; 8] = [
 const TOPICS: [&str; 5] = ["live-streaming", "payments", "maps", "login", "push"];
 
 fn main() {
-    let needs: usize = std::env::var("FARSIGHT_BENCH_NEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let needs: usize = common::env_or("FARSIGHT_BENCH_NEEDS", 1_000_000);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let tiers = [Tier::Free, Tier::Standard, Tier::Gold, Tier::Platinum];
     let candidates: Vec<Candidate> = (0..needs)

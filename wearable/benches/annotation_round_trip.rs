@@ -73,10 +73,7 @@ async fn send_circle(agent: &mut Connection, session: SessionId, id: u64, frame:
 
 #[tokio::main]
 async fn main() {
-    let marks: u64 = std::env::var("FARSIGHT_BENCH_MARKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+    let marks: u64 = common::env_or("FARSIGHT_BENCH_MARKS", 50);
     let relay = Relay::start().await.expect("relay starts");
 
     let mut wearable = relay

@@ -167,10 +167,7 @@ fn reference(frames: &[Vec<u8>], rung: &Rung, count: u64) -> f64 {
 
 fn main() {
     gst::init().expect("GStreamer");
-    let seconds: u64 = std::env::var("FARSIGHT_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let seconds: u64 = common::env_or("FARSIGHT_BENCH_SECONDS", 5);
     let count = seconds * u64::from(FULL_FPS);
     let frames = frames();
     let rungs: Vec<Rung> = Ladder::new(SOURCE)

@@ -76,10 +76,7 @@ async fn probe(relay: &Relay, size: (u32, u32), length: Duration) -> Window {
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = std::env::var("FARSIGHT_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let seconds: u64 = common::env_or("FARSIGHT_BENCH_SECONDS", 10);
     let length = Duration::from_secs(seconds);
     let mut rows = Vec::new();
     let mut table = String::new();

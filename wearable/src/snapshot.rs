@@ -19,6 +19,20 @@ use crate::headless::{ReadinessPlugin, RendererReady};
 use crate::simulator::Knob;
 use crate::view::{ViewImage, WearerView};
 
+/// The headless simulator saving the wearer's view, `size` pixels, at frame `frames` as
+/// `screenshot`, as fast as it renders; render tests add what the view should show.
+pub fn snapshot_app(size: UVec2, frames: u32, screenshot: PathBuf) -> App {
+    let mut app = crate::headless::simulator_app();
+    app.add_plugins((
+        bevy::app::ScheduleRunnerPlugin::run_loop(std::time::Duration::ZERO),
+        crate::view::ViewPlugin {
+            target: crate::view::ViewTarget::Image(size),
+        },
+        SnapshotPlugin { frames, screenshot },
+    ));
+    app
+}
+
 /// Frames past the requested one after which a renderer that is still not ready is an error.
 const READY_TIMEOUT_FRAMES: u32 = 900;
 

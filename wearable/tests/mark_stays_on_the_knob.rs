@@ -4,10 +4,8 @@
 //! the anchored point on the knob's face, with the label's words beside it.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use farsight_protocol::{
     Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, FrameSeq, Intrinsics,
@@ -15,12 +13,10 @@ use farsight_protocol::{
 };
 use farsight_wearable::anchor::{AnchorPlugin, FramePublished};
 use farsight_wearable::camera_model::to_nalgebra;
-use farsight_wearable::headless::simulator_app;
 use farsight_wearable::link::LinkEvent;
 use farsight_wearable::marks::MarksPlugin;
 use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION, head_camera};
-use farsight_wearable::snapshot::{SnapshotPlugin, record_path};
-use farsight_wearable::view::{ViewPlugin, ViewTarget};
+use farsight_wearable::snapshot::{record_path, snapshot_app};
 use nalgebra::{Point2, Point3, Quaternion, UnitQuaternion, Vector3};
 use serde_json::Value;
 
@@ -105,20 +101,9 @@ fn saved_camera(png: &Path) -> Result<CameraModel> {
 fn a_mark_anchored_at_time_zero_is_drawn_on_the_knob_later() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let png = dir.path().join("later.png");
-    let mut app = simulator_app();
-    app.add_plugins((
-        ScheduleRunnerPlugin::run_loop(Duration::ZERO),
-        ViewPlugin {
-            target: ViewTarget::Image(SIZE),
-        },
-        SnapshotPlugin {
-            frames: LATER_FRAME,
-            screenshot: png.clone(),
-        },
-        AnchorPlugin,
-        MarksPlugin,
-    ))
-    .add_systems(Startup, mark_the_knob);
+    let mut app = snapshot_app(SIZE, LATER_FRAME, png.clone());
+    app.add_plugins((AnchorPlugin, MarksPlugin))
+        .add_systems(Startup, mark_the_knob);
     ensure!(app.run() == AppExit::Success, "the simulator failed");
 
     let picture = image::open(&png)?.to_rgb8();

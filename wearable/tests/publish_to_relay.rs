@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use bevy::math::UVec2;
 use farsight_client::Received;
 use farsight_protocol::control::DepthSource;
@@ -234,12 +234,7 @@ async fn wearable_resumes_its_session_when_the_relay_restarts() -> Result<()> {
             );
             break;
         }
-        if let Some(status) = wearable.child.try_wait()? {
-            bail!(
-                "farsight-wearable exited ({status}); log:\n{}",
-                wearable.log()
-            );
-        }
+        wearable.ensure_running()?;
         ensure!(
             tokio::time::Instant::now() < deadline,
             "no frames after the restart; log:\n{}",

@@ -139,9 +139,7 @@ async fn a_killed_relay_is_reconnected_within_seconds() -> Result<()> {
         {
             break SessionId(id.trim().parse()?);
         }
-        if let Some(status) = wearable.child.try_wait()? {
-            bail!("farsight-wearable exited ({status}); log:\n{log}");
-        }
+        wearable.ensure_running()?;
         ensure!(
             tokio::time::Instant::now() < deadline,
             "no session; log:\n{log}"

@@ -3,10 +3,7 @@
 //! same number of pixel rows (within 1 px) — a stroke drawn as a solid of fixed size in the
 //! world would be three times thinner far away.
 
-use std::time::Duration;
-
 use anyhow::{Result, ensure};
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use farsight_protocol::control::DepthSource;
 use farsight_protocol::{
@@ -14,11 +11,9 @@ use farsight_protocol::{
 };
 use farsight_wearable::anchor::MarkAnchored;
 use farsight_wearable::head_path::HeadPath;
-use farsight_wearable::headless::simulator_app;
 use farsight_wearable::marks::MarksPlugin;
 use farsight_wearable::simulator::head_camera;
-use farsight_wearable::snapshot::SnapshotPlugin;
-use farsight_wearable::view::{ViewPlugin, ViewTarget};
+use farsight_wearable::snapshot::snapshot_app;
 use image::RgbImage;
 use nalgebra::Point2;
 
@@ -81,19 +76,9 @@ fn width_px(picture: &RgbImage, rgb: [u8; 3]) -> u32 {
 fn strokes_are_as_wide_on_screen_near_as_far() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let png = dir.path().join("strokes.png");
-    let mut app = simulator_app();
-    app.add_plugins((
-        ScheduleRunnerPlugin::run_loop(Duration::ZERO),
-        ViewPlugin {
-            target: ViewTarget::Image(SIZE),
-        },
-        SnapshotPlugin {
-            frames: 1,
-            screenshot: png.clone(),
-        },
-        MarksPlugin,
-    ))
-    .add_systems(Startup, draw_two_strokes);
+    let mut app = snapshot_app(SIZE, 1, png.clone());
+    app.add_plugins(MarksPlugin)
+        .add_systems(Startup, draw_two_strokes);
     ensure!(app.run() == AppExit::Success, "the simulator failed");
 
     let picture = image::open(&png)?.to_rgb8();

@@ -73,6 +73,18 @@ pub fn write_json(name: &str, value: &serde_json::Value) -> std::io::Result<()> 
     std::fs::write(dir.join(format!("{name}.json")), text + "\n")
 }
 
+/// A bench setting from the environment, or `default`. A value that does not parse stops
+/// the bench rather than silently measuring something else.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a valid setting")),
+        Err(_) => default,
+    }
+}
+
 /// Nearest-rank percentile of sorted samples; NaN when there are none.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -165,12 +165,7 @@ impl Relay {
             if let Some(open) = self.running.shared.store.open_sessions().await?.first() {
                 return Ok(SessionId(u64::try_from(open.id)?));
             }
-            if let Some(status) = wearable.child.try_wait()? {
-                bail!(
-                    "farsight-wearable exited ({status}) before publishing; log:\n{}",
-                    wearable.log()
-                );
-            }
+            wearable.ensure_running()?;
             ensure!(
                 tokio::time::Instant::now() < deadline,
                 "no session in time; log:\n{}",
@@ -229,13 +224,17 @@ impl Wearable {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// An error carrying the log once the wearable has exited.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("farsight-wearable exited ({status}); log:\n{}", self.log());
+        }
+        Ok(())
+    }
+
     /// Kills the wearable, which must still be running: a test's wearable outlives its checks.
     pub async fn stop_still_running(&mut self) -> Result<()> {
-        ensure!(
-            self.child.try_wait()?.is_none(),
-            "farsight-wearable stopped; log:\n{}",
-            self.log()
-        );
+        self.ensure_running()?;
         self.child.kill().await?;
         Ok(())
     }
