@@ -41,8 +41,8 @@ async fn still_serving(server: &TestServer) {
             .running
             .shared
             .relay
-            .get(wearable.session)
-            .is_some_and(|h| !h.watchers().is_empty())
+            .session(wearable.session)
+            .is_some_and(|s| !s.watchers.is_empty())
     })
     .await;
     publisher.send(&frame(0, true, 100)).await.expect("sent");
@@ -244,18 +244,55 @@ async fn bad_media_stream_is_stopped_and_the_wearable_keeps_publishing() {
     assert_eq!(got.expect("open").object.frame, FrameSeq(5));
 }
 
+/// A bare QUIC connection to the relay, speaking only what a test writes.
+async fn raw_connection(server: &TestServer) -> quinn::Connection {
+    let opts = server.options(Role::Agent, "unused");
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    endpoint.set_default_client_config(quic_client_config(&opts.trust).expect("config"));
+    endpoint
+        .connect(opts.server, "localhost")
+        .expect("connect")
+        .await
+        .expect("handshake")
+}
+
+/// Every control message the server sends until it finishes the stream.
+async fn replies(recv: &mut quinn::RecvStream) -> Vec<ControlMessage> {
+    let bytes = tokio::time::timeout(Duration::from_secs(15), recv.read_to_end(1 << 20))
+        .await
+        .expect("in time")
+        .unwrap_or_default();
+    let mut decoder = farsight_protocol::ControlDecoder::new();
+    decoder.push(&bytes);
+    std::iter::from_fn(|| decoder.poll().expect("valid reply")).collect()
+}
+
+/// The application code the server closed the connection with.
+async fn close_code(conn: &quinn::Connection) -> u64 {
+    match tokio::time::timeout(Duration::from_secs(15), conn.closed())
+        .await
+        .expect("closed in time")
+    {
+        quinn::ConnectionError::ApplicationClosed(c) => c.error_code.into_inner(),
+        other => panic!("closed by {other}"),
+    }
+}
+
+fn error_codes(messages: &[ControlMessage]) -> Vec<ErrorCode> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            ControlMessage::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_protocol_version_is_refused() {
     let server = TestServer::start().await;
     let token = server.token(Role::Agent, "old-client").await;
-    let opts = server.options(Role::Agent, &token);
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    endpoint.set_default_client_config(quic_client_config(&opts.trust).expect("config"));
-    let conn = endpoint
-        .connect(opts.server, "localhost")
-        .expect("connect")
-        .await
-        .expect("handshake");
+    let conn = raw_connection(&server).await;
     let (mut send, mut recv) = conn.open_bi().await.expect("stream");
     let hello = ControlMessage::Hello {
         version: 99,
@@ -264,14 +301,160 @@ async fn unsupported_protocol_version_is_refused() {
         resume: SessionId(0),
     };
     send.write_all(&hello.to_bytes()).await.expect("sent");
-    let reply = recv.read_to_end(64 * 1024).await.expect("reply");
-    let mut decoder = farsight_protocol::ControlDecoder::new();
-    decoder.push(&reply);
-    match decoder.poll().expect("valid") {
-        Some(ControlMessage::Error { code, message }) => {
-            assert_eq!(code, ErrorCode::UnsupportedVersion);
+    match &replies(&mut recv).await[..] {
+        [ControlMessage::Error { code, message }] => {
+            assert_eq!(*code, ErrorCode::UnsupportedVersion);
             assert!(message.contains("99"), "{message}");
         }
         other => panic!("expected Error, got {other:?}"),
     }
+}
+
+/// One limit for the whole handshake, counted from connecting: a connection that never
+/// opens its control stream and one that opens it but never says Hello are both closed
+/// with `UnexpectedMessage` after 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handshake_has_ten_seconds_from_connecting() {
+    let server = TestServer::start().await;
+    let start = tokio::time::Instant::now();
+    let silent = raw_connection(&server).await;
+    let mute = raw_connection(&server).await;
+    let (mut send, mut recv) = mute.open_bi().await.expect("stream");
+    // A stream is only seen by the server once something is written on it: an unknown
+    // message type, which is skipped.
+    send.write_all(&[0x77, 0x77, 0, 0, 0, 0])
+        .await
+        .expect("sent");
+    let (silent_code, mute_code, mute_replies) =
+        tokio::join!(close_code(&silent), close_code(&mute), replies(&mut recv));
+    let waited = start.elapsed();
+    assert_eq!(silent_code, ErrorCode::UnexpectedMessage as u64);
+    assert_eq!(mute_code, ErrorCode::UnexpectedMessage as u64);
+    assert_eq!(error_codes(&mute_replies), [ErrorCode::UnexpectedMessage]);
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_message_before_hello_is_skipped() {
+    let server = TestServer::start().await;
+    let token = server.token(Role::Agent, "tolerant").await;
+    let conn = raw_connection(&server).await;
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    let mut bytes = vec![0x7f, 0x01, 0, 0, 0, 2, 0xab, 0xcd];
+    bytes.extend(
+        ControlMessage::Hello {
+            version: 1,
+            role: Role::Agent,
+            token,
+            resume: SessionId(0),
+        }
+        .to_bytes(),
+    );
+    send.write_all(&bytes).await.expect("sent");
+    send.finish().expect("finished");
+    let got = replies(&mut recv).await;
+    assert!(
+        matches!(got[..], [ControlMessage::Welcome { .. }]),
+        "{got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_stream_ending_mid_message_is_malformed() {
+    let server = TestServer::start().await;
+    let token = server.token(Role::Agent, "cut-short").await;
+    let hello = ControlMessage::Hello {
+        version: 1,
+        role: Role::Agent,
+        token,
+        resume: SessionId(0),
+    }
+    .to_bytes();
+    let join = ControlMessage::Join {
+        session: SessionId(1),
+    }
+    .to_bytes();
+    // Cut inside the Hello, then inside a message after Welcome.
+    for bytes in [hello[..10].to_vec(), [&hello[..], &join[..4]].concat()] {
+        let conn = raw_connection(&server).await;
+        let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+        send.write_all(&bytes).await.expect("sent");
+        send.finish().expect("finished");
+        let got = replies(&mut recv).await;
+        assert_eq!(error_codes(&got), [ErrorCode::Malformed], "{got:?}");
+        assert_eq!(close_code(&conn).await, ErrorCode::Malformed as u64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_may_not_resume_a_session() {
+    let server = TestServer::start().await;
+    let token = server.token(Role::Agent, "resumer").await;
+    let mut opts = server.options(Role::Agent, &token);
+    opts.resume = SessionId(5);
+    assert_eq!(refused(connect(&opts).await), ErrorCode::Malformed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watchers_stream_is_stopped_with_wrong_role() {
+    let server = TestServer::start().await;
+    let mut agent = server.connect(Role::Agent, "streamer").await;
+    let mut stream = agent.quic().open_uni().await.expect("stream");
+    stream.write_all(&[0x4d; 64]).await.expect("sent");
+    assert_eq!(next_error(&mut agent).await, ErrorCode::WrongRole);
+    let stopped = tokio::time::timeout(TIMEOUT, stream.stopped())
+        .await
+        .expect("in time");
+    assert_eq!(
+        stopped.expect("stopped"),
+        Some((ErrorCode::WrongRole as u32).into())
+    );
+    still_serving(&server).await;
+}
+
+/// A wearable sending a watcher's message gets `WrongRole` whatever session it names;
+/// only a message it may send, about another session, is `NotJoined`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wearables_refusals_name_the_role_before_the_session() {
+    let server = TestServer::start().await;
+    let mut wearable = server.connect(Role::Wearable, "glasses").await;
+    let own = wearable.session;
+    let other = SessionId(own.0 + 1);
+    for (msg, code) in [
+        (
+            ControlMessage::Join { session: other },
+            ErrorCode::WrongRole,
+        ),
+        (annotate(other), ErrorCode::WrongRole),
+        (
+            ControlMessage::Freeze {
+                session: other,
+                frame: FrameSeq(1),
+            },
+            ErrorCode::WrongRole,
+        ),
+        (
+            ControlMessage::KeyframeRequest { session: other },
+            ErrorCode::WrongRole,
+        ),
+        (ControlMessage::Leave { session: own }, ErrorCode::WrongRole),
+        (
+            ControlMessage::BitrateHint {
+                session: own,
+                bits_per_second: 1,
+            },
+            ErrorCode::WrongRole,
+        ),
+        (
+            ControlMessage::Clear { session: other },
+            ErrorCode::NotJoined,
+        ),
+    ] {
+        wearable.send(&msg).await.expect("sent");
+        assert_eq!(next_error(&mut wearable).await, code, "{msg:?}");
+    }
+    still_serving(&server).await;
 }

@@ -31,7 +31,9 @@ async fn joined_agent(server: &TestServer, session: SessionId, name: &str) -> Co
 async fn until_watchers(server: &TestServer, session: SessionId, n: usize) {
     let relay = &server.running.shared.relay;
     support::eventually("watchers to join", || {
-        relay.get(session).is_some_and(|h| h.watchers().len() == n)
+        relay
+            .session(session)
+            .is_some_and(|s| s.watchers.len() == n)
     })
     .await;
 }
@@ -102,7 +104,7 @@ async fn late_joiner_starts_on_the_current_key_frame() {
     }
     // The relay has the second group's key frame and three deltas; a watcher joins now.
     support::eventually("the second group to arrive", || {
-        server.running.shared.metrics.objects_received.get() == GROUP + 4
+        server.running.shared.relay.stats().objects_received == GROUP + 4
     })
     .await;
     let agent = joined_agent(&server, wearable.session, "late").await;
@@ -213,7 +215,7 @@ async fn throttled_watcher_loses_old_groups_while_a_fast_one_loses_none() {
         groups - 1,
         "the slow watcher still reached the newest group"
     );
-    assert!(server.running.shared.metrics.groups_dropped.get() >= slow_dropped);
+    assert!(server.running.shared.relay.stats().groups_dropped >= slow_dropped);
 
     // Its drops made the relay ask the wearable for less.
     let hint = wearable
@@ -327,4 +329,33 @@ async fn freeze_keyframe_requests_and_poses_flow_between_agent_and_wearable() {
         PoseDatagram::decode(&datagram).expect("valid").at,
         Micros(77)
     );
+}
+
+/// Switching between sessions on one connection, as the console does: join A, leave it for
+/// B, then come back to A. The same participant joins A twice and sees its picture again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_joins_a_then_b_then_a_again() {
+    let server = TestServer::start().await;
+    let a = server.connect(Role::Wearable, "glasses-a").await;
+    let b = server.connect(Role::Wearable, "glasses-b").await;
+    let mut agent = server.connect(Role::Agent, "switcher").await;
+    for session in [a.session, b.session] {
+        agent.join(session).await.expect("joins");
+        agent
+            .send(&ControlMessage::Leave { session })
+            .await
+            .expect("leaves");
+        until_watchers(&server, session, 0).await;
+    }
+    agent.join(a.session).await.expect("joins A again");
+    until_watchers(&server, a.session, 1).await;
+    let mut watcher = agent.watcher();
+    a.publisher()
+        .send(&frame(0, true, 100))
+        .await
+        .expect("sent");
+    assert_eq!(next_object(&mut watcher).await.object.frame, FrameSeq(0));
+    // The wearable and the agent: one row each, the agent's reopened.
+    let store = &server.running.shared.store;
+    assert_eq!(store.participant_count(a.session).await.expect("db"), 2);
 }

@@ -79,6 +79,8 @@ pub enum ErrorCode {
     UnexpectedMessage = 9,
     Internal = 10,
     NoSuchAnnotation = 11,
+    /// The connection left too many control messages unread and was closed.
+    TooSlow = 12,
 }
 
 impl ErrorCode {
@@ -96,6 +98,7 @@ impl ErrorCode {
             UnexpectedMessage,
             Internal,
             NoSuchAnnotation,
+            TooSlow,
         ]
         .into_iter()
         .find(|c| *c as u16 == v)

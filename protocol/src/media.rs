@@ -24,7 +24,7 @@ pub const MAX_OBJECT_PAYLOAD: usize = 4 * 1024 * 1024;
 /// not an error, the watcher simply skips to a newer group.
 pub const GROUP_DROPPED: u32 = 0x100;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamHeader {
     pub session: SessionId,
     pub track: TrackId,

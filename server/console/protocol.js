@@ -53,6 +53,7 @@ export const ErrorCode = Object.freeze({
   UnexpectedMessage: 9,
   Internal: 10,
   NoSuchAnnotation: 11,
+  TooSlow: 12,
 });
 
 export const DEFAULT_RGBA = 0xff3b30ff;

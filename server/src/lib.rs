@@ -32,11 +32,10 @@ pub struct Shared {
     pub store: Store,
     /// Who may be called and when (also used for dispositions reported back).
     pub policy: outreach::policy::Policy,
-    pub relay: Relay,
+    pub relay: Arc<Relay>,
     pub metrics: Arc<Metrics>,
-    pub latency_budget: Duration,
-    /// How the console's WebSocket reaches the QUIC relay.
-    pub gateway: gateway::Gateway,
+    /// How the console opens WebTransport.
+    pub webtransport: gateway::WebTransportInfo,
 }
 
 /// A server started by [`start`]; dropping it does not stop it, call [`Running::shutdown`].
@@ -60,6 +59,7 @@ impl Running {
     /// (releasing the UDP port) and for the store to close.
     pub async fn shutdown(self) {
         self.endpoint.close(0u32.into(), b"server shutting down");
+        self.shared.relay.close();
         self.webtransport.close().await;
         self.http.abort();
         let _ = self.http.await;
@@ -103,15 +103,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             },
         )?;
     let webtransport_addr = webtransport.local_addr()?;
-    let mut gateway = gateway::Gateway::new(
-        endpoint.local_addr()?,
-        farsight_client::parse_fingerprint(&identity.fingerprint)?,
-    );
-    gateway.webtransport = Some(gateway::WebTransportInfo {
+    let webtransport_info = gateway::WebTransportInfo {
         port: webtransport_addr.port(),
         path: "/v1/live",
         certificate_sha256: config.cert.is_none().then(|| identity.fingerprint.clone()),
-    });
+    };
     let policy = config
         .outreach
         .validate()
@@ -125,13 +121,17 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
                 .map_err(|e| anyhow::anyhow!("configuration: {e}"))
         })
         .transpose()?;
+    let metrics = Arc::new(Metrics::default());
+    let relay_config = farsight_relay::Config {
+        latency_budget: config.latency_budget,
+        ..farsight_relay::Config::default()
+    };
     let shared = Arc::new(Shared {
         policy: policy.clone(),
+        relay: Relay::new(relay_config, store.clone(), metrics.clone()),
         store,
-        relay: Relay::default(),
-        metrics: Arc::new(Metrics::default()),
-        latency_budget: config.latency_budget,
-        gateway,
+        metrics,
+        webtransport: webtransport_info,
     });
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub bytes_forwarded: Counter,
     pub groups_dropped: Counter,
     pub annotations: Counter,
+    pub members_too_slow: Counter,
     pub events_accepted: Counter,
     pub events_duplicate: Counter,
     pub rows_rejected: Counter,
@@ -38,6 +39,7 @@ impl Default for Metrics {
             bytes_forwarded: Counter::default(),
             groups_dropped: Counter::default(),
             annotations: Counter::default(),
+            members_too_slow: Counter::default(),
             events_accepted: Counter::default(),
             events_duplicate: Counter::default(),
             rows_rejected: Counter::default(),
@@ -85,6 +87,11 @@ impl Default for Metrics {
         );
         registry.register("annotations", "Annotations accepted", m.annotations.clone());
         registry.register(
+            "members_too_slow",
+            "Connections closed because they left 1024 control messages unread",
+            m.members_too_slow.clone(),
+        );
+        registry.register(
             "events_accepted",
             "Usage events stored with their feature updates",
             m.events_accepted.clone(),
@@ -104,6 +111,36 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Brings the relay's counters up to the core's (they only grow).
+    pub fn sync_relay(&self, stats: &farsight_relay::Stats) {
+        fn sync(counter: &Counter, value: u64) {
+            counter.inc_by(value.saturating_sub(counter.get()));
+        }
+        for (role, n) in &stats.connections {
+            sync(
+                &self.connections.get_or_create(&Self::label("role", role)),
+                *n,
+            );
+        }
+        for (code, n) in &stats.errors {
+            let name = farsight_protocol::ErrorCode::from_u16(*code)
+                .map_or_else(|| code.to_string(), |c| format!("{c:?}"));
+            sync(
+                &self
+                    .control_errors
+                    .get_or_create(&Self::label("code", &name)),
+                *n,
+            );
+        }
+        sync(&self.objects_received, stats.objects_received);
+        sync(&self.bytes_received, stats.bytes_received);
+        sync(&self.objects_forwarded, stats.objects_forwarded);
+        sync(&self.bytes_forwarded, stats.bytes_forwarded);
+        sync(&self.groups_dropped, stats.groups_dropped);
+        sync(&self.annotations, stats.annotations);
+        sync(&self.members_too_slow, stats.members_too_slow);
+    }
+
     pub fn label(key: &str, value: &str) -> Labels {
         vec![(key.to_string(), value.to_string())]
     }

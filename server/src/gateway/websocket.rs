@@ -10,13 +10,18 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use farsight_client::{Connection, Received, WatchEvent};
-use farsight_protocol::ControlMessage;
-use farsight_protocol::ErrorCode;
 use farsight_protocol::control::ControlDecoder;
+use farsight_protocol::media::STREAM_HEADER_LEN;
+use farsight_protocol::{ControlMessage, ErrorCode, StreamHeader};
+use farsight_relay::{Input, MediaOp};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashSet;
+use tokio::sync::mpsc;
 
-use super::{Fatal, HELLO_TIMEOUT, is_stale};
 use crate::Shared;
+use crate::quic::control::Fatal;
+use crate::relay::{MemberHandle, Outbound};
 
 /// Messages up to this size get a typed `Error` when they are not one valid control frame
 /// (at most 6 + 65 536 bytes); larger ones close the socket with WebSocket code 1009.
@@ -25,15 +30,7 @@ const MAX_WEBSOCKET_MESSAGE: usize = 1024 * 1024;
 pub async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_WEBSOCKET_MESSAGE)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let mut socket = socket;
-            if let Err(fatal) = serve(&shared, &mut socket).await {
-                tracing::debug!(code = ?fatal.code, message = %fatal.message, "console refused");
-                let error = fatal.to_message().to_bytes();
-                let _ = socket.send(Message::Binary(error.into())).await;
-            }
-            let _ = socket.send(Message::Close(None)).await;
-        })
+        .on_upgrade(move |socket| async move { serve(&shared, socket).await })
 }
 
 /// Decodes a browser message: exactly one whole control frame. `None` for an unknown type,
@@ -59,9 +56,9 @@ enum Incoming {
     Closed,
 }
 
-async fn next_frame(socket: &mut WebSocket) -> Result<Incoming, Fatal> {
+async fn next_frame(socket: &mut SplitStream<WebSocket>) -> Result<Incoming, Fatal> {
     loop {
-        match socket.recv().await {
+        match socket.next().await {
             None | Some(Ok(Message::Close(_))) => return Ok(Incoming::Closed),
             // Over the size limit or broken: the socket layer has already closed it.
             Some(Err(e)) => {
@@ -82,75 +79,113 @@ async fn next_frame(socket: &mut WebSocket) -> Result<Incoming, Fatal> {
     }
 }
 
-/// Connects the browser's `Hello` to the relay, then shuttles messages both ways.
-async fn serve(shared: &Shared, socket: &mut WebSocket) -> Result<(), Fatal> {
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_frame(socket)).await {
-        Err(_) => return Err(Fatal::new(ErrorCode::Malformed, "no Hello within 10 s")),
-        Ok(Err(fatal)) => return Err(fatal),
-        Ok(Ok(Incoming::Closed)) => return Ok(()),
-        Ok(Ok(Incoming::Skipped)) => None,
-        Ok(Ok(Incoming::Message(m))) => Some(m),
-    };
-    let mut conn = super::open_relay(&shared.gateway, hello).await?;
-    send(socket, super::welcome(&conn).to_bytes().into()).await?;
-    let result = shuttle(socket, &mut conn).await;
-    conn.close();
-    result
-}
-
-async fn send(socket: &mut WebSocket, data: Bytes) -> Result<(), Fatal> {
-    socket
-        .send(Message::Binary(data))
-        .await
-        .map_err(|_| Fatal::new(ErrorCode::Internal, "closed"))
-}
-
-async fn shuttle(socket: &mut WebSocket, conn: &mut Connection) -> Result<(), Fatal> {
-    let mut watcher = conn.watcher();
-    // After a stale frame, nothing of its group goes out: the next key frame restarts.
-    let mut skipping = false;
-    loop {
-        tokio::select! {
-            from_browser = next_frame(socket) => match from_browser {
-                Ok(Incoming::Message(ControlMessage::Hello { .. })) => {
-                    return Err(Fatal::new(ErrorCode::UnexpectedMessage, "Hello was already sent"));
+/// A browser is a member of the relay: its messages are fed in as they come, and the
+/// relay's outbox is written to the socket.
+async fn serve(shared: &Shared, socket: WebSocket) {
+    let (member, outbox) = shared.relay.connect(true);
+    let (sink, mut stream) = socket.split();
+    let reader = async {
+        let mut first = true;
+        loop {
+            match next_frame(&mut stream).await {
+                Ok(Incoming::Message(msg)) if first => {
+                    first = false;
+                    member.hello(msg).await;
                 }
-                Ok(Incoming::Message(msg)) => conn.send(&msg).await?,
+                Ok(Incoming::Message(msg)) => member.control(msg).await,
                 Ok(Incoming::Skipped) => {}
-                Ok(Incoming::Closed) => return Ok(()),
-                Err(r) => return Err(r),
-            },
-            from_relay = conn.recv() => match from_relay {
-                Some(Ok(msg)) => send(socket, msg.to_bytes().into()).await?,
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
-            },
-            media = watcher.next() => match media {
-                Some(WatchEvent::Object(r)) => {
-                    if r.object.flags.keyframe {
-                        skipping = false;
-                    }
-                    if !skipping && is_stale(&r) {
-                        skipping = true;
-                    }
-                    if !skipping {
-                        send(socket, media_message(&r)).await?;
-                    }
+                Ok(Incoming::Closed) => return,
+                Err(fatal) => {
+                    // The relay sends the error and closes the socket.
+                    member.fail(fatal.code, fatal.message);
+                    std::future::pending::<()>().await;
                 }
-                Some(WatchEvent::End(_)) => {}
-                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
-            },
+            }
+        }
+    };
+    tokio::select! {
+        () = write_socket(sink, outbox, &member) => {}
+        () = reader => {}
+    }
+}
+
+/// Writes the outbox in order: control frames as they are, each object with its group's
+/// stream header in front. Group ends are not signalled; a group the relay dropped is
+/// skipped from there on.
+async fn write_socket(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::UnboundedReceiver<Outbound>,
+    member: &MemberHandle,
+) {
+    let mut groups = HashSet::new();
+    let mut batch = Vec::new();
+    while outbox.recv_many(&mut batch, 256).await > 0 {
+        // A group dropped further on in this batch is not worth writing now.
+        let dropped: HashSet<StreamHeader> = batch
+            .iter()
+            .filter_map(|o| match o {
+                Outbound::Media(MediaOp::Reset { group }) => Some(*group),
+                _ => None,
+            })
+            .collect();
+        let mut written = 0;
+        for outbound in batch.drain(..) {
+            let (message, object) = match outbound {
+                Outbound::Control(msg) => {
+                    written += 1;
+                    (Bytes::from(msg.to_bytes()), None)
+                }
+                Outbound::Media(MediaOp::Open { group, .. }) => {
+                    groups.insert(group);
+                    continue;
+                }
+                Outbound::Media(MediaOp::Write { group, object }) => {
+                    if !groups.contains(&group) || dropped.contains(&group) {
+                        continue;
+                    }
+                    (media_message(group, &object), Some((group, object.len())))
+                }
+                Outbound::Media(MediaOp::Finish { group } | MediaOp::Reset { group }) => {
+                    groups.remove(&group);
+                    continue;
+                }
+                // Pose datagrams are not carried: every object holds its frame's pose.
+                Outbound::Datagram(_) => continue,
+                Outbound::Close { code, reason } => {
+                    tracing::debug!(?code, %reason, "console closed");
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                }
+                Outbound::Goodbye => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                }
+            };
+            if sink.send(Message::Binary(message)).await.is_err() {
+                return;
+            }
+            if let Some((group, bytes)) = object {
+                member.step(Input::ObjectWritten {
+                    member: member.member,
+                    group,
+                    bytes,
+                });
+            }
+        }
+        if written > 0 {
+            member.step(Input::ControlWritten {
+                member: member.member,
+                count: written,
+            });
         }
     }
 }
 
 /// One object with its group's stream header in front.
-fn media_message(r: &Received) -> Bytes {
-    let mut out = BytesMut::with_capacity(
-        farsight_protocol::media::STREAM_HEADER_LEN + r.object.encoded_len(),
-    );
-    r.header.encode(&mut out);
-    r.object.encode(&mut out);
+fn media_message(group: StreamHeader, object: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(STREAM_HEADER_LEN + object.len());
+    group.encode(&mut out);
+    out.extend_from_slice(object);
     out.freeze()
 }
 

@@ -3,24 +3,20 @@
 //! pictures arrives on its own unidirectional stream (stream header, then objects), reset
 //! with `GROUP_DROPPED` when the browser falls behind.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use farsight_client::{Connection, GROUP_DROPPED, GroupEnd, Received, WatchEvent};
-use farsight_protocol::{ControlMessage, ErrorCode, GroupSeq};
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use farsight_protocol::ErrorCode;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::{Endpoint, Identity, ServerConfig, VarInt};
 
-use super::{Fatal, HELLO_TIMEOUT, is_stale};
 use crate::Shared;
 use crate::cert;
 use crate::quic::control::ControlReader;
-
-/// Frames queued for one group's stream before the group is given up (a second at 30 fps).
-const GROUP_QUEUE: usize = 32;
+use crate::relay::Outbound;
+use crate::relay::serve::{read_control, read_stream};
+use crate::relay::writer::{self, ControlSend, GroupStream, Link};
 
 /// The WebTransport listener: bound first (so its port can be announced), then serving.
 pub struct Listener {
@@ -97,117 +93,82 @@ async fn accept(incoming: wtransport::endpoint::IncomingSession, shared: Arc<Sha
     }
 }
 
+#[derive(Clone, Debug)]
+struct WebTransportLink(wtransport::Connection);
+
+impl Link for WebTransportLink {
+    type Group = wtransport::SendStream;
+
+    async fn open_group(&self) -> Option<wtransport::SendStream> {
+        self.0.open_uni().await.ok()?.await.ok()
+    }
+
+    /// Browsers get no pose datagrams: every object holds its frame's pose.
+    fn send_datagram(&self, _: Bytes) {}
+
+    fn close(&self, code: Option<ErrorCode>, reason: &str) {
+        let code = code.map_or(0, |c| c as u32);
+        self.0.close(VarInt::from_u32(code), reason.as_bytes());
+    }
+}
+
+impl GroupStream for wtransport::SendStream {
+    fn set_priority(&mut self, priority: i32) {
+        wtransport::SendStream::set_priority(self, priority);
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> bool {
+        self.write_all(bytes).await.is_ok()
+    }
+
+    async fn finish(mut self) {
+        let _ = wtransport::SendStream::finish(&mut self).await;
+    }
+
+    fn reset(mut self, code: u32) {
+        let _ = wtransport::SendStream::reset(&mut self, VarInt::from_u32(code));
+    }
+}
+
+impl ControlSend for wtransport::SendStream {
+    async fn finish_and_wait(&mut self) {
+        if wtransport::SendStream::finish(self).await.is_ok() {
+            let _ = self.stopped().await;
+        }
+    }
+}
+
+/// A browser is a member of the relay like a native client: the same control stream, a
+/// group per unidirectional stream, no pose datagrams.
 async fn serve(shared: &Shared, session: wtransport::Connection) {
-    let (mut send, recv) = match tokio::time::timeout(HELLO_TIMEOUT, session.accept_bi()).await {
-        Ok(Ok(streams)) => streams,
-        _ => return,
+    let (member, mut outbox) = shared.relay.connect(true);
+    let streams = tokio::select! {
+        streams = session.accept_bi() => streams,
+        () = async {
+            while let Some(outbound) = outbox.recv().await {
+                if let Outbound::Close { code, reason } = outbound {
+                    return session.close(VarInt::from_u32(code as u32), reason.as_bytes());
+                }
+            }
+        } => return,
     };
-    let mut control = ControlReader::new(recv);
-    let result = async {
-        let hello = tokio::time::timeout(HELLO_TIMEOUT, control.next())
-            .await
-            .map_err(|_| Fatal::new(ErrorCode::Malformed, "no Hello within 10 s"))??;
-        let mut conn = super::open_relay(&shared.gateway, hello).await?;
-        write(&mut send, &super::welcome(&conn)).await?;
-        let result = shuttle(&session, &mut control, &mut send, &mut conn).await;
-        conn.close();
-        result
-    }
-    .await;
-    if let Err(fatal) = result {
-        tracing::debug!(code = ?fatal.code, message = %fatal.message, "console refused");
-        let _ = write(&mut send, &fatal.to_message()).await;
-        let _ = send.finish().await;
-    }
-    session.close(VarInt::from_u32(0), b"");
-}
-
-async fn write(send: &mut wtransport::SendStream, msg: &ControlMessage) -> Result<(), Fatal> {
-    send.write_all(&msg.to_bytes())
-        .await
-        .map_err(|_| Fatal::new(ErrorCode::Internal, "control stream closed"))
-}
-
-async fn shuttle(
-    session: &wtransport::Connection,
-    control: &mut ControlReader<wtransport::RecvStream>,
-    send: &mut wtransport::SendStream,
-    conn: &mut Connection,
-) -> Result<(), Fatal> {
-    let mut watcher = conn.watcher();
-    let mut groups: HashMap<GroupSeq, mpsc::Sender<Received>> = HashMap::new();
-    // The group last given up (the browser fell behind): its remaining frames are skipped,
-    // not sent on a fresh stream that would start without its key frame.
-    let mut given_up: Option<GroupSeq> = None;
-    loop {
-        tokio::select! {
-            from_browser = control.next() => match from_browser? {
-                Some(ControlMessage::Hello { .. }) => {
-                    return Err(Fatal::new(ErrorCode::UnexpectedMessage, "Hello was already sent"));
-                }
-                Some(msg) => conn.send(&msg).await?,
-                None => return Ok(()),
-            },
-            from_relay = conn.recv() => match from_relay {
-                Some(Ok(msg)) => write(send, &msg).await?,
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
-            },
-            media = watcher.next() => match media {
-                Some(WatchEvent::Object(r)) => {
-                    let group = r.header.group;
-                    if given_up == Some(group) {
-                        continue;
-                    }
-                    let tx = groups
-                        .entry(group)
-                        .or_insert_with(|| spawn_group(session.clone()));
-                    // A full queue means the browser is a second behind, a closed one that its
-                    // stream was reset for staleness: either way the group is given up.
-                    if tx.try_send(r).is_err() {
-                        groups.remove(&group);
-                        given_up = Some(group);
-                    }
-                }
-                Some(WatchEvent::End(end)) => {
-                    if let GroupEnd::Complete { header, .. } | GroupEnd::Dropped { header, .. } = end {
-                        groups.remove(&header.group);
-                    }
-                }
-                None => return Err(Fatal::new(ErrorCode::Internal, "relay closed the connection")),
-            },
-        }
-    }
-}
-
-/// One group's stream to the browser: finished when the group ends (or is given up), reset
-/// with `GROUP_DROPPED` when its frames go stale.
-fn spawn_group(session: wtransport::Connection) -> mpsc::Sender<Received> {
-    let (tx, mut rx) = mpsc::channel::<Received>(GROUP_QUEUE);
-    tokio::spawn(async move {
-        let Some(first) = rx.recv().await else { return };
-        let Ok(opening) = session.open_uni().await else {
-            return;
-        };
-        let Ok(mut stream) = opening.await else {
-            return;
-        };
-        let mut out = BytesMut::new();
-        first.header.encode(&mut out);
-        let mut next = Some(first);
-        while let Some(r) = next {
-            if is_stale(&r) {
-                let _ = stream.reset(VarInt::from_u32(GROUP_DROPPED));
-                return;
+    let Ok((send, recv)) = streams else {
+        return;
+    };
+    let mut reader = ControlReader::new(recv);
+    tokio::select! {
+        () = writer::run(WebTransportLink(session.clone()), send, outbox, &member) => {}
+        () = async {
+            read_control(&mut reader, &member).await;
+            std::future::pending::<()>().await
+        } => {}
+        () = async {
+            while let Ok(recv) = session.accept_uni().await {
+                let stream = recv.id().into_u64();
+                tokio::spawn(read_stream(recv, stream, member.clone(), |recv, stop| {
+                    recv.stop(VarInt::from_u32(stop.code as u32));
+                }));
             }
-            r.object.encode(&mut out);
-            if stream.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-            next = rx.recv().await;
-        }
-        let _ = stream.finish().await;
-    });
-    tx
+        } => {}
+    }
 }

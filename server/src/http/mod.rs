@@ -81,6 +81,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Result<&'static str, ApiE
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    shared.relay.sync_metrics();
     (
         [(
             header::CONTENT_TYPE,
@@ -133,7 +134,7 @@ async fn session_view(
     shared: &Shared,
     s: crate::store::SessionRecord,
 ) -> Result<SessionView, ApiError> {
-    let hub = shared.relay.get(SessionId(s.id as u64));
+    let live = shared.relay.session(SessionId(s.id as u64));
     let (tier, skill) = match shared.store.token_subject(s.owner_token).await? {
         Some(user) => {
             // The queue still works without a prediction; the skill is then unknown.
@@ -148,9 +149,9 @@ async fn session_view(
         None => (None, None),
     };
     Ok(SessionView {
-        live: hub.as_ref().is_some_and(|h| h.publisher_id().is_some()),
-        watchers: hub
-            .map(|h| h.watchers().into_iter().map(|p| p.name).collect())
+        live: live.as_ref().is_some_and(|l| l.publisher.is_some()),
+        watchers: live
+            .map(|l| l.watchers.into_iter().map(|p| p.name).collect())
             .unwrap_or_default(),
         id: s.id,
         name: s.name,

@@ -1,8 +1,8 @@
 //! The QUIC side of the server: the endpoint (TLS 1.3, ALPN `farsight/1`) and one task per
 //! connection that speaks the control stream and moves media through the relay.
 
+mod connection;
 pub mod control;
-mod peer;
 pub mod reset_key;
 
 use std::net::SocketAddr;
@@ -60,7 +60,7 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
         let shared = shared.clone();
         connections.spawn(async move {
             match incoming.await {
-                Ok(conn) => peer::run(conn, shared).await,
+                Ok(conn) => connection::run(conn, shared).await,
                 Err(e) => tracing::debug!(error = %e, "handshake failed"),
             }
         });

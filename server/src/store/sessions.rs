@@ -90,9 +90,13 @@ impl Store {
         participant: &Participant,
         token_id: i64,
     ) -> Result<(), StoreError> {
+        // A watcher that left and joins again on the same connection is the same
+        // participant: its row is reopened.
         sqlx::query(
             "INSERT INTO participants (id, session_id, token_id, role, name, joined_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (session_id, id) DO UPDATE SET joined_at = excluded.joined_at, \
+             left_at = NULL",
         )
         .bind(participant.id.0 as i64)
         .bind(session.0 as i64)

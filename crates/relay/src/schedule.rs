@@ -1,5 +1,5 @@
-//! Sans-IO decisions of the relay: when a watcher's group is dropped, and what bit rate to
-//! ask of the wearable. Pure functions of their inputs and `now`; tested without sockets.
+//! Pure decisions of the relay about time and rate: when a watcher's group is dropped, and
+//! what bit rate to ask of the wearable. Functions of their inputs and `now`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
