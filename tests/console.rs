@@ -350,3 +350,66 @@ async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
     assert_eq!(seen["chart"], serde_json::json!([720, 480]), "{seen}");
     driver.finish().await;
 }
+
+/// Switching sessions in the page and back: join A, then B, then A again on one connection.
+/// Each plays, and no error is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_switches_to_another_session_and_back() {
+    let server = TestServer::start().await;
+    let agent_token = server.token(Role::Agent, "Ada").await;
+    let mut sessions = Vec::new();
+    for name in ["glasses-a", "glasses-b"] {
+        let mut wearable = server.connect(Role::Wearable, name).await;
+        sessions.push(wearable.session);
+        tokio::spawn(async move {
+            let options = PublishOptions {
+                encoder: EncoderSettings {
+                    width: 640,
+                    height: 360,
+                    fps: 15,
+                    bitrate_kbps: 500,
+                    keyframe_interval: 15,
+                },
+                duration: Some(Duration::from_secs(60)),
+                marks: None,
+                reconnect: None,
+            };
+            probe::publish(&mut wearable, &options).await
+        });
+    }
+    // Both are playing before the page opens.
+    for &session in &sessions {
+        let mut observer = server.connect(Role::Agent, "observer").await;
+        observer.join(session).await.expect("observer joins");
+        let mut watcher = observer.watcher();
+        tokio::time::timeout(Duration::from_secs(20), watcher.next_object())
+            .await
+            .expect("a frame within 20 s")
+            .expect("publishing");
+    }
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-switch");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let mut driver = Driver::start(
+        &server.http("/"),
+        &agent_token,
+        sessions[0].0,
+        &shots,
+        Run {
+            switch_to: Some(sessions[1].0),
+            ..Run::default()
+        },
+    );
+    let switched = driver.step("switched").await;
+    assert_eq!(switched["errors"], serde_json::json!([]), "{switched}");
+    assert_eq!(switched["title"], "glasses-a");
+    let watching = |i: usize| {
+        let view = server.running.shared.relay.session(sessions[i]);
+        view.expect("live").watchers.len()
+    };
+    assert_eq!(
+        (watching(0), watching(1)),
+        (1, 0),
+        "the page is back in A only"
+    );
+    driver.finish().await;
+}

@@ -104,6 +104,31 @@ async function benchmark(page, seconds) {
 }
 
 // Points the page's WebTransport at a socket that reads nothing and answers nothing.
+/** Joins `other`, then `first` again, each until it plays; reports the error toasts. */
+async function switchSessions(page, first, other) {
+  const drawn = () => page.evaluate(() => Number(document.querySelector('#video').dataset.framesDrawn ?? 0));
+  const playing = async (session) => {
+    const before = await drawn();
+    await page.locator(`button.join[data-session="${session}"]`).click();
+    await page.waitForFunction(
+      ([s, n]) =>
+        document.querySelector(`button.join[data-session="${s}"]`)?.textContent === 'Joined' &&
+        document.querySelector('#video')?.dataset.frame !== '' &&
+        Number(document.querySelector('#video')?.dataset.framesDrawn ?? 0) >= n,
+      [session, before + 5],
+    );
+    emit({ step: 'playing', session });
+  };
+  emit({ step: 'switching', from: first, to: other });
+  await playing(other);
+  await playing(first);
+  await sleep(500);
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'switched-back.png') });
+  const errors = await page.$$eval('#toast .item.error', (items) => items.map((i) => i.textContent));
+  const title = await page.textContent('#session-title');
+  emit({ step: 'switched', errors, title });
+}
+
 async function blockUdp(page) {
   const sink = dgram.createSocket('udp4');
   await new Promise((resolve) => sink.bind(0, '127.0.0.1', resolve));
@@ -143,6 +168,7 @@ async function main(browser) {
   await page.waitForFunction(() => Number(document.querySelector('#video')?.dataset.framesDrawn ?? 0) >= 10);
 
   if (process.env.BENCH_SECONDS) return benchmark(page, Number(process.env.BENCH_SECONDS));
+  if (process.env.SWITCH_SESSION) return switchSessions(page, session, process.env.SWITCH_SESSION);
 
   const video = page.locator('#video');
   await video.screenshot({ path: path.join(shots, 'video-1.png') });
@@ -276,6 +302,10 @@ try {
   });
   await main(browser);
 } catch (error) {
+  // What the page showed when it failed, for a person to look at.
+  for (const page of browser?.contexts().flatMap((c) => c.pages()) ?? []) {
+    await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'failed.png') }).catch(() => {});
+  }
   emit({ step: 'error', message: String(error?.message ?? error) });
   code = 1;
 } finally {

@@ -24,6 +24,8 @@ pub struct Run {
     pub block_udp: bool,
     pub bench_seconds: Option<u64>,
     pub outreach: bool,
+    /// Switch to this session and back once the first one plays.
+    pub switch_to: Option<u64>,
 }
 
 /// The Playwright driver, started with its inputs; its steps are read as JSON lines.
@@ -46,6 +48,9 @@ impl Driver {
         }
         if run.outreach {
             cmd.env("OUTREACH", "1");
+        }
+        if let Some(other) = run.switch_to {
+            cmd.env("SWITCH_SESSION", other.to_string());
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))
