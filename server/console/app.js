@@ -4,6 +4,7 @@
 
 import * as P from './protocol.js';
 import { openLink } from './transport.js';
+import { send } from './link.js';
 import { showView } from './outreach.js';
 import { $, el, state, toast } from './ui.js';
 import { refreshQueue, startQueue } from './queue.js';
@@ -62,11 +63,6 @@ function guarded(handle, message) {
   }
 }
 
-export function send(message) {
-  if (!state.link?.send) return false;
-  state.link.send(P.encodeControl(message));
-  return true;
-}
 
 function showSigninError(text) {
   el.signinError.textContent = text;
@@ -119,7 +115,7 @@ function onWelcome(m) {
   el.signinView.hidden = true;
   el.app.hidden = false;
   el.me.textContent = `${m.name} · ${state.role === P.Role.supervisor ? 'supervisor' : 'agent'}`;
-  startQueue();
+  startQueue({ join, signOut });
   if (rejoin) join(rejoin, true);
 }
 

@@ -4,7 +4,7 @@
 import * as P from './protocol.js';
 import { project, fromNormalised, clientToImage } from './camera.js';
 import { el, state, exposed, toast } from './ui.js';
-import { send } from './app.js';
+import { send } from './link.js';
 
 const MAX_INK_POINTS = 256;
 

@@ -2,11 +2,15 @@
 // then longest waiting; each with a Join button.
 
 import { el, state, toast } from './ui.js';
-import { join, signOut } from './app.js';
 
 const QUEUE_REFRESH_MS = 2000;
 
-export function startQueue() {
+/** What the queue asks of the page: joining a session, and signing out when the token
+ *  stops being accepted. Given by app.js, which owns both. */
+let actions = { join: () => {}, signOut: () => {} };
+
+export function startQueue(pageActions) {
+  actions = pageActions;
   clearInterval(state.queueTimer);
   refreshQueue();
   state.queueTimer = setInterval(refreshQueue, QUEUE_REFRESH_MS);
@@ -18,7 +22,7 @@ export async function refreshQueue() {
     const response = await fetch('/v1/sessions', { headers: { Authorization: `Bearer ${state.token}` } });
     if (response.status === 401) {
       toast('The token is no longer accepted.');
-      return signOut();
+      return actions.signOut();
     }
     if (!response.ok) return;
     sessions = await response.json();
@@ -62,7 +66,7 @@ function renderQueue(sessions) {
       button.type = 'button';
       button.className = 'join primary';
       button.dataset.session = key;
-      button.addEventListener('click', () => join(Number(key)));
+      button.addEventListener('click', () => actions.join(Number(key)));
       li.append(button);
     }
     items.delete(key);

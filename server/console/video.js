@@ -4,7 +4,7 @@
 
 import * as P from './protocol.js';
 import { el, state, exposed, toast } from './ui.js';
-import { send } from './app.js';
+import { send } from './link.js';
 import { renderMarks } from './marks.js';
 
 const KEYFRAME_REQUEST_GAP_MS = 500;

@@ -21,6 +21,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/style.css"),
     ),
     (
+        "link.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/link.js"),
+    ),
+    (
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/app.js"),
