@@ -1,66 +1,86 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs Farsight on its embedded SQLite (./farsight-data) with two
 # wearables live — the glasses simulator (Bevy: a workbench, in a window when there is a
-# display) and the probe (GStreamer test video) — the agents' console to watch and draw on them, and an
-# agent-side watcher printing every frame it receives. Ctrl-C stops everything.
+# display) and the probe (GStreamer test pattern) — and the agents' console to watch and draw
+# on them. Ends by printing the console's address and the agent token; Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/farsight/target}"
-cargo build --release --locked -p farsight-server
-# The simulator in the test profile: it shares the tests' build, and its frames cost the
-# (software) GPU, not Rust code.
-cargo build --locked -p farsight-wearable
-farsight="$CARGO_TARGET_DIR/release/farsight"
+# Exactly the build `./scripts/test.sh` makes (same command, profile and features), so after
+# either one the other compiles nothing. Its binaries land in $CARGO_TARGET_DIR/debug/.
+cargo test --workspace --locked --no-run
+farsight="$CARGO_TARGET_DIR/debug/farsight"
 wearable="$CARGO_TARGET_DIR/debug/farsight-wearable"
 data="${FARSIGHT_DATA_DIR:-farsight-data}"
 export FARSIGHT_DATA_DIR="$data"
 
-# Outreach: a synthetic usage history and a fitted model, made once.
-if [ ! -d "$data/simulated" ]; then
+# Outreach: a synthetic usage history and a fitted model, made once (again if a run was
+# stopped before the model was stored; imports skip what is already there).
+if ! "$farsight" model list 2>/dev/null | grep -qw active; then
+  rm -rf "$data/simulated"
   "$farsight" simulate --users 1000 --days 84 --seed 7 --out "$data/simulated"
   "$farsight" users import "$data/simulated/users.ndjson"
   "$farsight" events import "$data/simulated/events.ndjson"
   "$farsight" model train
 fi
-# Demo tokens, made once and kept beside the database (mode 600).
+
+# Demo tokens, made once and kept beside the database (mode 600): NAME=token lines.
 tokens="$data/demo-tokens"
-if [ ! -s "$tokens" ]; then
-  mkdir -p "$data"
-  umask 077
-  {
-    # The glasses belong to a platinum user of the simulated history: the agents' queue
-    # shows their tier and most likely need.
-    user=$(grep -m1 '"tier":"platinum"' "$data/simulated/users.ndjson" | sed 's/.*"user":"\([^"]*\)".*/\1/')
-    echo "WEARABLE=$("$farsight" token create --role wearable --name demo-glasses --user "$user" 2>/dev/null)"
-    echo "AGENT=$("$farsight" token create --role agent --name demo-agent 2>/dev/null)"
-  } > "$tokens"
-fi
+mkdir -p "$data"
+(umask 077 && touch "$tokens")
 # shellcheck disable=SC1090
 source "$tokens"
-if [ -z "${SIM:-}" ]; then
-  user=$(grep -m1 '"tier":"gold"' "$data/simulated/users.ndjson" | sed 's/.*"user":"\([^"]*\)".*/\1/')
-  SIM=$("$farsight" token create --role wearable --name workbench-simulator --user "$user" 2>/dev/null)
-  echo "SIM=$SIM" >> "$tokens"
-fi
+# token VAR ROLE NAME [TIER]: sets VAR, creating and keeping the token if it is not there
+# yet. A wearable's token belongs to the first user of TIER in the simulated history, so the
+# agents' queue shows that user's tier and most likely need.
+token() {
+  local var=$1 role=$2 name=$3 tier=${4:-} user=() value
+  [ -n "${!var:-}" ] && return
+  if [ -n "$tier" ]; then
+    user=(--user "$(grep -m1 "\"tier\":\"$tier\"" "$data/simulated/users.ndjson" |
+      sed 's/.*"user":"\([^"]*\)".*/\1/')")
+  fi
+  value=$("$farsight" token create --role "$role" --name "$name" "${user[@]}" 2>/dev/null)
+  printf -v "$var" '%s' "$value"
+  echo "$var=$value" >> "$tokens"
+}
+token AGENT agent demo-agent
+token SIM wearable workbench-simulator gold
+token PROBE wearable test-pattern platinum
 
+echo
 echo "highest predicted support needs:"
 "$farsight" predictions --top 5
+echo
 
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+cleanup() {
+  ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-"$farsight" serve > "$data/serve.log" &
+if curl -sf "http://127.0.0.1:8080/healthz" >/dev/null 2>&1; then
+  echo "something already serves http://127.0.0.1:8080/ (another farsight serve?); stop it first" >&2
+  exit 1
+fi
+echo "starting the server, the glasses simulator and the probe…"
+"$farsight" serve > "$data/serve.log" 2>&1 &
 server=$!
 pids+=("$server")
-for _ in $(seq 50); do
-  kill -0 "$server" 2>/dev/null || { echo "farsight serve did not start" >&2; exit 1; }
+for _ in $(seq 100); do
+  kill -0 "$server" 2>/dev/null || { tail -n 20 "$data/serve.log" >&2; echo "farsight serve did not start" >&2; exit 1; }
   curl -sf "http://127.0.0.1:8080/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
-cat "$data/serve.log"
+curl -sf "http://127.0.0.1:8080/healthz" >/dev/null 2>&1 ||
+  { tail -n 20 "$data/serve.log" >&2; echo "farsight serve did not answer on 127.0.0.1:8080" >&2; exit 1; }
 fingerprint=$(sed -n 's/^certificate SHA-256 //p' "$data/serve.log")
+[ -n "$fingerprint" ] || { tail -n 20 "$data/serve.log" >&2; echo "farsight serve printed no certificate" >&2; exit 1; }
 
 # The glasses simulator: a workbench seen from a moving head, rendered and published at
 # 640×360 (software rendering without a GPU manages a few frames a second). On a desktop it
@@ -70,27 +90,52 @@ view=(--headless)
 [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && view=()
 "$wearable" --sim "${view[@]}" --width 640 --height 360 --server 127.0.0.1:4433 \
   --token "$SIM" --fingerprint "$fingerprint" > "$data/wearable.log" 2>&1 &
-pids+=($!)
+sim=$!
+pids+=("$sim")
 
-"$farsight" probe publish --token "$WEARABLE" > "$data/publish.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do
-  session=$(sed -n 's/^publishing session //p' "$data/publish.log")
-  [ -n "$session" ] && break
-  sleep 0.2
-done
-[ -n "${session:-}" ] || { cat "$data/publish.log"; exit 1; }
+# The probe: GStreamer's test pattern as 1280×720 H.264 at 30 fps, with a moving head pose.
+"$farsight" probe publish --token "$PROBE" > "$data/publish.log" 2>&1 &
+probe=$!
+pids+=("$probe")
 
-# Software rendering takes a while to compile its pipelines; give the simulator 30 s.
-for _ in $(seq 150); do
-  sim_session=$(sed -n 's/^publishing session //p' "$data/wearable.log")
-  [ -n "$sim_session" ] && break
-  sleep 0.2
-done
-echo
-echo "agent console:  http://127.0.0.1:8080/  (sign in with the agent token $AGENT)"
-echo "  the glasses simulator's workbench is session ${sim_session:-(starting; see $data/wearable.log)}, the probe's test video session $session"
-echo "session $session is live; sessions:  curl -H 'Authorization: Bearer $AGENT' http://127.0.0.1:8080/v1/sessions"
-echo "predicted needs:  curl -H 'Authorization: Bearer $AGENT' 'http://127.0.0.1:8080/v1/predictions?top=10'"
-echo "watching it as an agent (Ctrl-C to stop):"
-"$farsight" probe watch --token "$AGENT" --session "$session"
+# session PID LOG: waits (up to 120 s: software rendering compiles the simulator's pipelines
+# first) for the wearable to print its session and the server to list it as live, and prints
+# the session's id.
+session() {
+  local pid=$1 log=$2 id=
+  for _ in $(seq 600); do
+    [ -n "$id" ] || id=$(sed -n 's/^publishing session //p' "$log")
+    if [ -n "$id" ] && [[ $(curl -sf -H "Authorization: Bearer $AGENT" \
+      "http://127.0.0.1:8080/v1/sessions/$id") == *'"live":true'* ]]; then
+      echo "$id"
+      return
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  tail -n 20 "$log" >&2
+  echo "the wearable's session did not go live; its log is $log" >&2
+  return 1
+}
+probe_session=$(session "$probe" "$data/publish.log")
+sim_session=$(session "$sim" "$data/wearable.log")
+
+cat <<EOF
+
+Farsight is running: two wearables are live.
+
+  agents' console   http://127.0.0.1:8080/
+  agent token       $AGENT
+
+  session $sim_session   workbench-simulator: the glasses simulator, a workbench seen from a moving head (640×360)
+  session $probe_session   test-pattern: the probe, GStreamer's test pattern (1280×720, 30 fps)
+
+  logs              $data/serve.log, $data/wearable.log, $data/publish.log
+  Ctrl-C stops everything.
+EOF
+
+# Until Ctrl-C, or until one of them stops on its own.
+status=0
+wait -n "${pids[@]}" || status=$?
+echo "a service stopped (exit $status); see the logs in $data/" >&2
+exit 1

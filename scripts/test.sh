@@ -13,6 +13,8 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+# run.sh builds with this same command (and --no-run), so the two share one build: keep
+# their flags in step.
 cargo test --workspace --locked 2>&1 | tee "$log"
 # The console's wire codec and camera math, in the browser's language.
 node --test tests/console/protocol.test.mjs 2>&1 | tee -a "$log"

@@ -51,9 +51,25 @@ pub fn headless_app() -> App {
             .set(bevy::render::RenderPlugin {
                 synchronous_pipeline_compilation: true,
                 ..default()
-            }),
+            })
+            .set(log_plugin()),
     );
     app
+}
+
+/// Bevy's log on stderr, in colour only when stderr is a terminal: a log redirected to a file
+/// stays plain text.
+pub fn log_plugin() -> bevy::log::LogPlugin {
+    bevy::log::LogPlugin {
+        fmt_layer: |_| {
+            Some(Box::new(
+                bevy::log::tracing_subscriber::fmt::Layer::default()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            ))
+        },
+        ..default()
+    }
 }
 
 /// A fixed time step per frame, however long the frame took to render.

@@ -12,7 +12,8 @@ pub const TITLE: &str = "Farsight glasses simulator (W/A/S/D walk, Q/E down/up, 
 /// simulator or the camera), the wearer's view into the window, the stream and the marks.
 pub fn window_app(size: UVec2) -> App {
     let mut app = App::new();
-    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+    let plugins = DefaultPlugins.set(crate::headless::log_plugin());
+    app.add_plugins(plugins.set(WindowPlugin {
         primary_window: Some(Window {
             title: TITLE.to_owned(),
             // Pixels as asked for, whatever the desktop's scale, so screenshots and the
