@@ -15,7 +15,7 @@ use farsight_protocol::{
 use crate::authorize::{MessageKind, Scope, authorize};
 use crate::member::{Ingest, Member, Standing, State};
 use crate::session::{Ctx, Deadline, Session};
-use crate::{Anchor, Input, Load, Mark, MemberId, Output, Persist, StoredSession, Token, TokenId};
+use crate::{Input, Load, MemberId, Output, Persist, StoredSession, Token, TokenId};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -136,6 +136,54 @@ impl Relay {
             code: ErrorCode::TooSlow,
             reason,
         })
+    }
+}
+
+/// The handshake's checks, in the documented order: version, token, role, and a watcher's
+/// `resume` of 0. Gives the token back when the `Hello` is accepted.
+fn check_hello(
+    version: u16,
+    role: Role,
+    resume: SessionId,
+    token: Option<Token>,
+    browser: bool,
+) -> Result<Token, (ErrorCode, String)> {
+    if version != PROTOCOL_VERSION {
+        return Err((
+            ErrorCode::UnsupportedVersion,
+            format!("server speaks version {PROTOCOL_VERSION}, client sent {version}"),
+        ));
+    }
+    let Some(token) = token else {
+        return Err((ErrorCode::Unauthorized, "unknown or revoked token".into()));
+    };
+    if token.role != Some(role) {
+        let message = format!("the token was not issued for role {}", role.as_str());
+        return Err((ErrorCode::WrongRole, message));
+    }
+    if browser && !role.watches() {
+        let message = "the console is for agents and supervisors; wearables connect over QUIC";
+        return Err((ErrorCode::WrongRole, message.into()));
+    }
+    if role.watches() && resume != SessionId(0) {
+        let message = format!("a watcher's Hello.resume must be 0, not {resume}");
+        return Err((ErrorCode::Malformed, message));
+    }
+    Ok(token)
+}
+
+/// The words of a refusal from [`authorize`]. `own`: the session a wearable publishes.
+fn refusal(code: ErrorCode, role: Role, own: Option<SessionId>, msg: &ControlMessage) -> String {
+    let kind = MessageKind::of(msg);
+    let named = msg.session().unwrap_or_default();
+    match (code, own) {
+        (ErrorCode::NotJoined, Some(own)) => {
+            format!("this connection publishes session {own}, not {named}")
+        }
+        (ErrorCode::NotJoined, None) => format!("not joined to session {named}"),
+        (ErrorCode::WrongRole, _) => format!("a {} cannot send {kind:?}", role.as_str()),
+        _ if kind == MessageKind::Hello => "Hello was already sent".to_string(),
+        _ => format!("unexpected message type {:#06x}", msg.type_code()),
     }
 }
 
@@ -283,33 +331,10 @@ impl Relay {
             }
             Some(_) | None => return,
         };
-        let refusal = if version != PROTOCOL_VERSION {
-            Some((
-                ErrorCode::UnsupportedVersion,
-                format!("server speaks version {PROTOCOL_VERSION}, client sent {version}"),
-            ))
-        } else {
-            match &token {
-                None => Some((ErrorCode::Unauthorized, "unknown or revoked token".into())),
-                Some(t) if t.role != Some(role) => Some((
-                    ErrorCode::WrongRole,
-                    format!("the token was not issued for role {}", role.as_str()),
-                )),
-                Some(_) if browser && !role.watches() => Some((
-                    ErrorCode::WrongRole,
-                    "the console is for agents and supervisors; wearables connect over QUIC".into(),
-                )),
-                Some(_) if role.watches() && resume != SessionId(0) => Some((
-                    ErrorCode::Malformed,
-                    format!("a watcher's Hello.resume must be 0, not {resume}"),
-                )),
-                Some(_) => None,
-            }
+        let token = match check_hello(version, role, resume, token, browser) {
+            Ok(token) => token,
+            Err((code, message)) => return self.fatal(now, member, code, message),
         };
-        if let Some((code, message)) = refusal {
-            return self.fatal(now, member, code, message);
-        }
-        let token = token.expect("checked above");
         *self.stats.connections.entry(role.as_str()).or_default() += 1;
         let participant = Participant {
             id: member,
@@ -626,19 +651,7 @@ impl Relay {
             _ => Scope::Stranger,
         };
         if let Err(code) = authorize(role, kind, scope) {
-            let message = match (code, own) {
-                (ErrorCode::NotJoined, Some(own)) => format!(
-                    "this connection publishes session {own}, not {}",
-                    msg.session().unwrap_or_default()
-                ),
-                (ErrorCode::NotJoined, None) => format!(
-                    "not joined to session {}",
-                    msg.session().unwrap_or_default()
-                ),
-                (ErrorCode::WrongRole, _) => format!("a {} cannot send {kind:?}", role.as_str()),
-                _ if kind == MessageKind::Hello => "Hello was already sent".to_string(),
-                _ => format!("unexpected message type {:#06x}", msg.type_code()),
-            };
+            let message = refusal(code, role, own, &msg);
             return self.refuse(member, code, message);
         }
         let Some(id) = msg.session() else { return };
@@ -663,54 +676,16 @@ impl Relay {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        match &mut msg {
-            ControlMessage::Annotate(a) => {
-                a.author = member;
-                self.out
-                    .push_back(Output::Persist(Persist::Annotation(a.clone())));
-                session.marks.retain(|m| m.annotate.id != a.id);
-                session.marks.push(Mark {
-                    annotate: a.clone(),
-                    anchor: None,
-                });
-                self.stats.annotations += 1;
-            }
-            ControlMessage::AnchorResolved {
-                id: mark,
-                depth,
-                points,
-                ..
-            } => {
-                self.out.push_back(Output::Persist(Persist::Anchor {
-                    session: id,
-                    id: *mark,
-                    depth: *depth,
-                    points: points.clone(),
-                }));
-                if let Some(m) = session.marks.iter_mut().find(|m| m.annotate.id == *mark) {
-                    m.anchor = Some(Anchor {
-                        depth: *depth,
-                        points: points.clone(),
-                    });
-                }
-            }
-            ControlMessage::Erase { id: mark, .. } => {
-                let mark = *mark;
-                self.out.push_back(Output::Persist(Persist::Erase {
-                    session: id,
-                    id: mark,
-                }));
-                session.marks.retain(|m| m.annotate.id != mark);
-            }
-            ControlMessage::Clear { .. } => {
-                self.out
-                    .push_back(Output::Persist(Persist::Clear { session: id }));
-                session.marks.clear();
-            }
-            ControlMessage::KeyframeRequest { .. } => {
-                return session.to_publisher(&mut ctx!(self, now), msg);
-            }
-            _ => {}
+        if let ControlMessage::KeyframeRequest { .. } = msg {
+            return session.to_publisher(&mut ctx!(self, now), msg);
+        }
+        if let ControlMessage::Annotate(a) = &mut msg {
+            a.author = member;
+            self.stats.annotations += 1;
+        }
+        // Stored before it is sent on.
+        if let Some(write) = session.update_marks(&msg) {
+            self.out.push_back(Output::Persist(write));
         }
         session.broadcast(&mut ctx!(self, now), &msg, member);
     }
@@ -741,66 +716,92 @@ impl Relay {
             );
         };
         ingest.decoder.push(data);
-        loop {
-            let Some(m) = self.members.get_mut(&member) else {
+        while let Some(event) = self.next_media_event(now, member, stream) {
+            if !self.on_media_event(now, member, stream, id, event) {
                 return;
-            };
-            let ingest = m.streams.entry(stream).or_default();
-            let event = match ingest.decoder.poll() {
-                Ok(Some(event)) => event,
-                Ok(None) => return,
-                Err(e) => {
-                    let code = match e {
-                        DecodeError::TooLong { .. } => ErrorCode::TooLarge,
-                        _ => ErrorCode::Malformed,
-                    };
-                    return self.end_refused(
-                        now,
-                        member,
-                        stream,
-                        code,
-                        format!("malformed media: {e}"),
-                    );
-                }
-            };
-            match event {
-                MediaEvent::Header(h) if h.session != id => {
-                    let message = format!(
-                        "group for session {} on a connection publishing session {id}",
-                        h.session
-                    );
-                    return self.end_refused(now, member, stream, ErrorCode::NotJoined, message);
-                }
-                MediaEvent::Header(h) => ingest.header = Some(h),
-                MediaEvent::Object(object) => {
-                    let header = ingest.header.expect("the decoder yields the header first");
-                    let bytes = object.to_bytes();
-                    self.stats.objects_received += 1;
-                    self.stats.bytes_received += bytes.len() as u64;
-                    let opened = ingest.opened;
-                    if !opened && !object.flags.keyframe {
-                        let message =
-                            format!("group {} does not start with a key frame", header.group);
-                        self.end_refused(now, member, stream, ErrorCode::Malformed, message);
-                        if let Some(session) = self.sessions.get(&id) {
-                            let request = ControlMessage::KeyframeRequest { session: id };
-                            session.to_publisher(&mut ctx!(self, now), request);
-                        }
-                        return;
-                    }
-                    ingest.opened = true;
-                    let Some(session) = self.sessions.get_mut(&id) else {
-                        return;
-                    };
-                    let ctx = &mut ctx!(self, now);
-                    if opened {
-                        session.push_object(ctx, header, bytes);
-                    } else {
-                        session.open_group(ctx, header, bytes);
-                    }
-                }
             }
         }
+    }
+
+    /// The next whole header or object of a stream; a stream that does not decode is
+    /// refused.
+    fn next_media_event(
+        &mut self,
+        now: Instant,
+        member: MemberId,
+        stream: u64,
+    ) -> Option<MediaEvent> {
+        let ingest = self.members.get_mut(&member)?.streams.get_mut(&stream)?;
+        match ingest.decoder.poll() {
+            Ok(event) => event,
+            Err(e) => {
+                let code = match e {
+                    DecodeError::TooLong { .. } => ErrorCode::TooLarge,
+                    _ => ErrorCode::Malformed,
+                };
+                let message = format!("malformed media: {e}");
+                self.end_refused(now, member, stream, code, message);
+                None
+            }
+        }
+    }
+
+    /// A group's header or object from the publisher of session `id`. False once the
+    /// stream is refused.
+    fn on_media_event(
+        &mut self,
+        now: Instant,
+        member: MemberId,
+        stream: u64,
+        id: SessionId,
+        event: MediaEvent,
+    ) -> bool {
+        let Some(ingest) = self
+            .members
+            .get_mut(&member)
+            .and_then(|m| m.streams.get_mut(&stream))
+        else {
+            return false;
+        };
+        let object = match event {
+            MediaEvent::Header(h) if h.session != id => {
+                let message = format!(
+                    "group for session {} on a connection publishing session {id}",
+                    h.session
+                );
+                self.end_refused(now, member, stream, ErrorCode::NotJoined, message);
+                return false;
+            }
+            MediaEvent::Header(h) => {
+                ingest.header = Some(h);
+                return true;
+            }
+            MediaEvent::Object(object) => object,
+        };
+        let header = ingest.header.expect("the decoder yields the header first");
+        let bytes = object.to_bytes();
+        self.stats.objects_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        let opened = ingest.opened;
+        if !opened && !object.flags.keyframe {
+            let message = format!("group {} does not start with a key frame", header.group);
+            self.end_refused(now, member, stream, ErrorCode::Malformed, message);
+            if let Some(session) = self.sessions.get(&id) {
+                let request = ControlMessage::KeyframeRequest { session: id };
+                session.to_publisher(&mut ctx!(self, now), request);
+            }
+            return false;
+        }
+        ingest.opened = true;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            let ctx = &mut ctx!(self, now);
+            if opened {
+                session.push_object(ctx, header, bytes);
+            } else {
+                session.open_group(ctx, header, bytes);
+            }
+        }
+        true
     }
 
     fn refuse_stream(&mut self, member: MemberId, stream: u64, code: ErrorCode, message: String) {

@@ -11,7 +11,7 @@ use farsight_protocol::{ControlMessage, GroupSeq, SessionId, StreamHeader};
 
 use crate::relay::Stats;
 use crate::schedule::{BitrateGovernor, ThroughputMeter, should_drop};
-use crate::{Mark, MediaOp, MemberId, Output, StoredSession};
+use crate::{Anchor, Mark, MediaOp, MemberId, Output, Persist, StoredSession};
 
 /// Window over which a watcher's delivery rate is measured for bit-rate hints.
 const DELIVERY_WINDOW: Duration = Duration::from_secs(2);
@@ -143,6 +143,47 @@ impl Session {
                     },
                 );
             }
+        }
+    }
+
+    /// Keeps the marks on screen up to date with a mark message; returns the store write
+    /// that makes it durable.
+    pub fn update_marks(&mut self, msg: &ControlMessage) -> Option<Persist> {
+        let session = self.id;
+        match msg {
+            ControlMessage::Annotate(a) => {
+                self.marks.retain(|m| m.annotate.id != a.id);
+                self.marks.push(Mark {
+                    annotate: a.clone(),
+                    anchor: None,
+                });
+                Some(Persist::Annotation(a.clone()))
+            }
+            ControlMessage::AnchorResolved {
+                id, depth, points, ..
+            } => {
+                if let Some(m) = self.marks.iter_mut().find(|m| m.annotate.id == *id) {
+                    m.anchor = Some(Anchor {
+                        depth: *depth,
+                        points: points.clone(),
+                    });
+                }
+                Some(Persist::Anchor {
+                    session,
+                    id: *id,
+                    depth: *depth,
+                    points: points.clone(),
+                })
+            }
+            ControlMessage::Erase { id, .. } => {
+                self.marks.retain(|m| m.annotate.id != *id);
+                Some(Persist::Erase { session, id: *id })
+            }
+            ControlMessage::Clear { .. } => {
+                self.marks.clear();
+                Some(Persist::Clear { session })
+            }
+            _ => None,
         }
     }
 
