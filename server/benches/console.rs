@@ -90,7 +90,7 @@ async fn main() {
         let run = Run {
             block_udp,
             bench_seconds: Some(seconds),
-            outreach: false,
+            ..Run::default()
         };
         let mut driver = Driver::start(&url, &agent_token, session.0, shots.path(), run);
         driver.step("measuring").await;

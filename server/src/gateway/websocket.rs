@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use tokio::sync::mpsc;
 
 use crate::Shared;
-use crate::quic::control::Fatal;
+use crate::relay::control::Fatal;
 use crate::relay::{MemberHandle, Outbound};
 
 /// Messages up to this size get a typed `Error` when they are not one valid control frame

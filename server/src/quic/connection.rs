@@ -8,7 +8,7 @@ use farsight_protocol::ErrorCode;
 use farsight_relay::Input;
 use tokio::sync::mpsc;
 
-use super::control::ControlReader;
+use crate::relay::control::ControlReader;
 use crate::Shared;
 use crate::relay::serve::{read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};

@@ -2,7 +2,6 @@
 //! connection that speaks the control stream and moves media through the relay.
 
 mod connection;
-pub mod control;
 pub mod reset_key;
 
 use std::net::SocketAddr;

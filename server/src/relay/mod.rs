@@ -2,6 +2,7 @@
 //! connection's outbox, the store, and the timer. Transports feed it inputs and drain their
 //! outbox; they decide nothing.
 
+pub mod control;
 mod persist;
 pub mod serve;
 pub mod writer;

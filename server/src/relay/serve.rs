@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{MemberHandle, StopStream};
-use crate::quic::control::ControlReader;
+use crate::relay::control::ControlReader;
 use farsight_relay::Input;
 
 const READ_CHUNK: usize = 64 * 1024;

@@ -23,16 +23,6 @@ impl Fatal {
     }
 }
 
-impl Fatal {
-    /// The `Error` message that tells the peer.
-    pub fn to_message(&self) -> ControlMessage {
-        ControlMessage::Error {
-            code: self.code,
-            message: self.message.clone(),
-        }
-    }
-}
-
 impl From<DecodeError> for Fatal {
     fn from(e: DecodeError) -> Self {
         let code = match e {
