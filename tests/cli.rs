@@ -322,6 +322,7 @@ fn a_killed_and_restarted_server_is_reconnected_within_5_s_and_the_session_resum
             fps: 15,
             bitrate_kbps: 300,
             keyframe_interval: 15,
+            ..EncoderSettings::default()
         },
         duration: Some(Duration::from_secs(30)),
         marks: None,

@@ -436,6 +436,7 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
                         fps,
                         bitrate_kbps: bitrate,
                         keyframe_interval: fps,
+                        ..EncoderSettings::default()
                     },
                     duration: seconds.map(Duration::from_secs_f64),
                     marks: Some(marks),

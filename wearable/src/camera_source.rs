@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use bevy::camera::PerspectiveProjection;
 use bevy::prelude::*;
+use farsight_media::{Encoder, EncoderError, FrameInfo, RawFormat};
 use farsight_protocol::{CameraModel, FrameSeq, Intrinsics, Micros, Pose};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::anchor::FramePublished;
-use crate::encoder::{Encoder, EncoderError, FrameInfo, RawFormat};
+use crate::encoder;
 use crate::link::{LinkEvent, LinkOutbox, LinkStatus};
 use crate::video_background::{VideoBackgroundMaterial, VideoFeed};
 
@@ -551,7 +552,7 @@ fn publish_camera_frame(
             .0
             .take()
             .ok_or(EncoderError::Missing("the link's frame channel"))
-            .and_then(|out| Encoder::start(frame.size.x, frame.size.y, frame.format, out));
+            .and_then(|out| encoder::start(frame.size.x, frame.size.y, frame.format, out));
         match started {
             Ok(encoder) => {
                 info!(
@@ -606,7 +607,7 @@ fn publish_camera_frame(
 fn answer_the_link(mut events: MessageReader<LinkEvent>, mut stream: ResMut<CameraStream>) {
     for event in events.read() {
         if let Some(encoder) = &mut stream.encoder {
-            encoder.answer(event);
+            encoder::answer(encoder, event);
         }
     }
 }

@@ -1,17 +1,17 @@
 //! `probe publish`: stream encoded test video with a moving pose, like a wearable, answer
 //! `KeyframeRequest` and `BitrateHint`, and anchor agents' marks (see [`super::anchor`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use farsight_client::{Backoff, ClientError, ConnectOptions, Connection, connect_with_backoff};
-use farsight_protocol::{
-    CameraModel, ControlMessage, FrameSeq, Intrinsics, Object, ObjectFlags, Pose, PoseDatagram,
-};
+use farsight_media::{CameraAt, Encoded, Encoder, EncoderSettings, FrameRing, Input};
+use farsight_protocol::{CameraModel, ControlMessage, Intrinsics, Pose, PoseDatagram};
 use nalgebra::{Point3, Vector3};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-use super::anchor::FrameCameras;
-use super::encoder::{Encoder, EncoderSettings};
+use super::anchor::anchor_on_plane;
 
 #[derive(Clone, Debug)]
 pub struct PublishOptions {
@@ -61,13 +61,18 @@ pub async fn publish(
     options: &PublishOptions,
 ) -> Result<PublishReport, anyhow::Error> {
     let settings = &options.encoder;
-    let (encoder, mut frames) = Encoder::start(settings)?;
     let intrinsics = Intrinsics::from_hfov(settings.width, settings.height, HFOV);
+    let started = Instant::now();
+    let camera: CameraAt = Arc::new(move || CameraModel {
+        pose: synthetic_pose(started.elapsed().as_secs_f64()),
+        intrinsics,
+    });
+    let (frames_tx, mut frames) = mpsc::channel(64);
+    let encoder = Encoder::start(settings, Input::TestPattern { camera }, frames_tx)?;
     let mut publisher = conn.publisher();
     let mut report = PublishReport::default();
     // Ten seconds of frames: marks refer to what an agent saw a moment ago.
-    let mut cameras = FrameCameras::new(settings.fps.max(1) as usize * 10);
-    let started = Instant::now();
+    let mut cameras = FrameRing::new(settings.fps.max(1) as usize * 10);
     let deadline = options.duration.map(|d| started + d);
     let stop = async {
         match deadline {
@@ -82,21 +87,17 @@ pub async fn publish(
         let step: Result<bool, ClientError> = tokio::select! {
             () = &mut stop => Ok(true),
             frame = frames.recv() => match frame {
-                None => Ok(true),
-                Some(frame) => {
-                    let pose = synthetic_pose(started.elapsed().as_secs_f64());
-                    let object = Object {
-                        frame: FrameSeq(report.frames),
-                        capture: frame.capture,
-                        flags: ObjectFlags { keyframe: frame.keyframe },
-                        camera: CameraModel { pose, intrinsics },
-                        payload: frame.data,
-                    };
+                None | Some(Encoded::End) => Ok(true),
+                Some(Encoded::Frame(object)) => {
                     cameras.record(object.frame, object.camera);
                     report.frames += 1;
-                    report.keyframes += u64::from(frame.keyframe);
+                    report.keyframes += u64::from(object.flags.keyframe);
                     report.bytes += object.payload.len() as u64;
-                    let datagram = PoseDatagram { session: conn.session, at: frame.capture, pose };
+                    let datagram = PoseDatagram {
+                        session: conn.session,
+                        at: object.capture,
+                        pose: object.camera.pose,
+                    };
                     match publisher.send(&object).await {
                         Ok(()) => publisher.send_pose(&datagram).map(|()| false),
                         Err(e) => Err(e),
@@ -121,7 +122,7 @@ pub async fn publish(
                     let mut sent = Ok(false);
                     if let ControlMessage::Annotate(mark) = &msg {
                         report.marks_received += 1;
-                        match cameras.resolve(mark, &Point3::origin()) {
+                        match anchor_on_plane(&cameras, mark, &Point3::origin()) {
                             Some(anchor) => {
                                 report.marks_anchored += 1;
                                 sent = conn.send(&anchor).await.map(|()| false);
