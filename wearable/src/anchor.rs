@@ -33,10 +33,13 @@ impl Plugin for AnchorPlugin {
             .add_message::<LinkEvent>()
             .add_message::<MarkAnchored>()
             .init_resource::<PublishedFrames>()
-            // A mark is drawn in the frame it is anchored, before an `Erase` read with it.
-            .add_systems(Update, anchor_marks.before(crate::marks::draw_marks));
+            .add_systems(Update, anchor_marks.in_set(AnchorMarks));
     }
 }
+
+/// Where marks are anchored as they arrive: whoever draws them runs after it.
+#[derive(SystemSet, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AnchorMarks;
 
 /// A frame handed to the encoder, with the camera that drew it.
 #[derive(Message, Clone, Copy, Debug, PartialEq)]

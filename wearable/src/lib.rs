@@ -22,3 +22,4 @@ pub mod stroke;
 pub mod video_background;
 pub mod view;
 pub mod window;
+pub mod workbench;
