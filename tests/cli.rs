@@ -192,6 +192,17 @@ fn probe_watch_sees_probe_publish_through_a_served_relay() {
     let spread =
         xs.iter().cloned().fold(f64::MIN, f64::max) - xs.iter().cloned().fold(f64::MAX, f64::min);
     assert!(spread > 0.05, "the synthetic head moved ({spread} m)");
+    // Each line carries the pose's rotation too: a unit quaternion, x, y, z, w.
+    for f in frames {
+        let q: Vec<f64> = f["rotation"]
+            .as_array()
+            .expect("a rotation")
+            .iter()
+            .map(|c| c.as_f64().expect("number"))
+            .collect();
+        let norm = q.iter().map(|c| c * c).sum::<f64>().sqrt();
+        assert!(q.len() == 4 && (norm - 1.0).abs() < 0.01, "{f}");
+    }
     // Every frame carries an encoded picture.
     assert!(
         frames
@@ -322,6 +333,7 @@ fn a_killed_and_restarted_server_is_reconnected_within_5_s_and_the_session_resum
             fps: 15,
             bitrate_kbps: 300,
             keyframe_interval: 15,
+            ..EncoderSettings::default()
         },
         duration: Some(Duration::from_secs(30)),
         marks: None,

@@ -83,6 +83,7 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
                 fps: 15,
                 bitrate_kbps: 800,
                 keyframe_interval: 15,
+                ..EncoderSettings::default()
             },
             duration: Some(Duration::from_secs(90)),
             marks: Some(marks_tx),

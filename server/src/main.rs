@@ -16,7 +16,7 @@ use farsight_server::outreach::scheduler::{self, Dialer};
 use farsight_server::outreach::service;
 use farsight_server::outreach::simulate::{SimulateOptions, simulate};
 use farsight_server::outreach::train::TrainConfig;
-use farsight_server::probe::{self, EncoderSettings, PublishOptions, WatchOptions};
+use farsight_server::probe::{self, EncoderSettings, PublishOptions, WatchOptions, WatchReport};
 use farsight_server::store::{Store, TokenRole};
 
 #[derive(Debug, Parser)]
@@ -412,23 +412,7 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
             let opts = connect_options(storage, &target, Role::Wearable, resume.unwrap_or(0))?;
             let mut conn = connect(&opts).await?;
             println!("publishing session {}", conn.session);
-            // What agents do to the picture is shown as it arrives (the probe anchors marks).
-            let (marks, mut arriving) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(async move {
-                while let Some(msg) = arriving.recv().await {
-                    match msg {
-                        ControlMessage::Annotate(m) => println!(
-                            "mark {} ({:?}, {} points) on frame {} from participant {}",
-                            m.id.0,
-                            m.kind,
-                            m.points.len(),
-                            m.frame.0,
-                            m.author.0
-                        ),
-                        other => println!("{other:?}"),
-                    }
-                }
-            });
+            let marks = print_marks();
             let report = probe::publish(
                 &mut conn,
                 &PublishOptions {
@@ -438,6 +422,7 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
                         fps,
                         bitrate_kbps: bitrate,
                         keyframe_interval: fps,
+                        ..EncoderSettings::default()
                     },
                     duration: seconds.map(Duration::from_secs_f64),
                     marks: Some(marks),
@@ -475,22 +460,49 @@ async fn probe_command(storage: &StorageArgs, cmd: ProbeCommand) -> anyhow::Resu
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                println!(
-                    "{} frames ({} key) in {:.1} s, {:.0} kbit/s, groups {} complete {} dropped, delay p50 {:.1} ms p99 {:.1} ms",
-                    report.frames,
-                    report.keyframes,
-                    report.seconds,
-                    report.bits_per_second / 1000.0,
-                    report.groups_complete,
-                    report.groups_dropped,
-                    report.delay_ms_p50,
-                    report.delay_ms_p99
-                );
+                println!("{}", watch_summary(&report));
             }
             conn.close();
         }
     }
     Ok(())
+}
+
+/// A channel whose messages (what agents do to the picture, as it arrives; the probe anchors
+/// the marks itself) are printed.
+fn print_marks() -> tokio::sync::mpsc::UnboundedSender<ControlMessage> {
+    let (marks, mut arriving) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(msg) = arriving.recv().await {
+            match msg {
+                ControlMessage::Annotate(m) => println!(
+                    "mark {} ({:?}, {} points) on frame {} from participant {}",
+                    m.id.0,
+                    m.kind,
+                    m.points.len(),
+                    m.frame.0,
+                    m.author.0
+                ),
+                other => println!("{other:?}"),
+            }
+        }
+    });
+    marks
+}
+
+/// The one-line summary `probe watch` ends with.
+fn watch_summary(report: &WatchReport) -> String {
+    format!(
+        "{} frames ({} key) in {:.1} s, {:.0} kbit/s, groups {} complete {} dropped, delay p50 {:.1} ms p99 {:.1} ms",
+        report.frames,
+        report.keyframes,
+        report.seconds,
+        report.bits_per_second / 1000.0,
+        report.groups_complete,
+        report.groups_dropped,
+        report.delay_ms_p50,
+        report.delay_ms_p99
+    )
 }
 
 async fn import(storage: &StorageArgs, file: &Path, what: import::What) -> anyhow::Result<()> {

@@ -11,12 +11,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use farsight_protocol::{CameraModel, FrameSeq, Intrinsics, Micros, Pose};
-use farsight_wearable::encoder::{
-    BITRATE_KBPS, Encoded, Encoder, FrameInfo, KEYFRAME_INTERVAL, RawFormat,
+use farsight_media::{
+    BITRATE_KBPS, Encoded, Encoder, FULL_FPS, FrameInfo, KEYFRAME_INTERVAL, Ladder, RawFormat, Rung,
 };
+use farsight_protocol::{CameraModel, FrameSeq, Intrinsics, Micros, Pose};
+use farsight_wearable::encoder;
 use farsight_wearable::headless::FRAME_STEP;
-use farsight_wearable::ladder::{FULL_FPS, Ladder, Rung};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -68,7 +68,7 @@ fn info(seq: u64) -> FrameInfo {
 fn encoder_on(rung: &Rung) -> (Encoder, std::thread::JoinHandle<Vec<(u64, Instant)>>) {
     let (tx, mut rx) = mpsc::channel(64);
     let mut encoder =
-        Encoder::start(SOURCE.0, SOURCE.1, RawFormat::Rgba, tx).expect("GStreamer with x264enc");
+        encoder::start(SOURCE.0, SOURCE.1, RawFormat::Rgba, tx).expect("GStreamer with x264enc");
     encoder.set_rung(rung);
     let out = std::thread::spawn(move || {
         let mut out = Vec::new();

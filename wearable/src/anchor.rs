@@ -1,32 +1,25 @@
 //! Anchoring agents' marks in the world. The wearable remembers the camera of every frame it
-//! published for a few seconds; a mark drawn on frame F is unprojected with F's camera at the
-//! depth seen at each marked pixel, sent back to the relay as `AnchorResolved`, and drawn in
-//! the scene so it stays on the object as the head moves.
+//! published for a few seconds (`farsight_media::FrameRing`); a mark drawn on frame F is
+//! unprojected with F's camera at the depth seen at each marked pixel, sent back to the relay
+//! as `AnchorResolved`, and drawn in the scene so it stays on the object as the head moves.
 //!
 //! In the simulator the depth at a pixel of frame F is measured by casting the ray through
 //! that pixel from F's camera into the scene's meshes: the scene is static, so the ray cast
 //! now finds what F's depth buffer held. Where a ray hits nothing, or F is no longer
 //! remembered, the mark lies on a plane at the frame's median depth and says so.
 
-use std::collections::VecDeque;
-
 use bevy::ecs::system::SystemParam;
 use bevy::mesh::{Indices, VertexAttributeValues};
 use bevy::prelude::*;
+use farsight_media::FrameRing;
 use farsight_protocol::control::DepthSource;
-use farsight_protocol::{Annotate, AnnotationId, CameraModel, ControlMessage, FrameSeq};
+use farsight_protocol::{Annotate, CameraModel, ControlMessage, FrameSeq};
 use nalgebra::Point2;
 
 use crate::link::{LinkEvent, LinkReplies};
 
 /// Frames remembered: ten seconds at 30 frames a second, longer than an agent takes to draw.
 pub const RING_FRAMES: usize = 300;
-
-/// The depth of the fallback plane when not even the median depth can be measured.
-const DEFAULT_DEPTH_M: f64 = 1.0;
-
-/// Rays cast across a frame (columns × rows) to find its median depth.
-const MEDIAN_GRID: (u32, u32) = (16, 9);
 
 /// A ray must travel this far before a hit counts, so the camera does not hit itself.
 const MIN_HIT_DISTANCE: f32 = 1e-4;
@@ -39,11 +32,14 @@ impl Plugin for AnchorPlugin {
         app.add_message::<FramePublished>()
             .add_message::<LinkEvent>()
             .add_message::<MarkAnchored>()
-            .init_resource::<FrameRing>()
-            // A mark is drawn in the frame it is anchored, before an `Erase` read with it.
-            .add_systems(Update, anchor_marks.before(crate::marks::draw_marks));
+            .init_resource::<PublishedFrames>()
+            .add_systems(Update, anchor_marks.in_set(AnchorMarks));
     }
 }
+
+/// Where marks are anchored as they arrive: whoever draws them runs after it.
+#[derive(SystemSet, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AnchorMarks;
 
 /// A frame handed to the encoder, with the camera that drew it.
 #[derive(Message, Clone, Copy, Debug, PartialEq)]
@@ -62,105 +58,14 @@ pub struct MarkAnchored {
     pub eye: Vec3,
 }
 
-/// The cameras of the last [`RING_FRAMES`] published frames, oldest first.
-#[derive(Resource, Debug, Default)]
-pub struct FrameRing {
-    frames: VecDeque<(FrameSeq, CameraModel)>,
-}
+/// The cameras of the last [`RING_FRAMES`] published frames, that marks are anchored against.
+#[derive(Resource, Debug, Deref, DerefMut)]
+pub struct PublishedFrames(pub FrameRing);
 
-impl FrameRing {
-    pub fn record(&mut self, seq: FrameSeq, camera: CameraModel) {
-        if self.frames.len() == RING_FRAMES {
-            self.frames.pop_front();
-        }
-        self.frames.push_back((seq, camera));
+impl Default for PublishedFrames {
+    fn default() -> Self {
+        Self(FrameRing::new(RING_FRAMES))
     }
-
-    pub fn get(&self, seq: FrameSeq) -> Option<&CameraModel> {
-        self.frames
-            .iter()
-            .rev()
-            .find_map(|(s, c)| (*s == seq).then_some(c))
-    }
-
-    pub fn latest(&self) -> Option<&CameraModel> {
-        self.frames.back().map(|(_, c)| c)
-    }
-
-    /// Anchors a mark: each point unprojected with its frame's camera at the depth
-    /// `depth_at` measures there; when a point's depth is unknown, or the frame is forgotten
-    /// (then the latest frame stands in), every point on the plane at the median depth.
-    /// `None` before any frame was published.
-    pub fn resolve(
-        &self,
-        mark: &Annotate,
-        depth_at: impl Fn(&CameraModel, Point2<f64>) -> Option<f64>,
-    ) -> Option<Anchor> {
-        let (camera, remembered) = match self.get(mark.frame) {
-            Some(camera) => (camera, true),
-            None => (self.latest()?, false),
-        };
-        let k = &camera.intrinsics;
-        let pixels: Vec<Point2<f64>> = mark
-            .points
-            .iter()
-            .map(|[x, y]| k.from_normalised(Point2::new(f64::from(*x), f64::from(*y))))
-            .collect();
-        let measured: Option<Vec<f64>> = remembered
-            .then(|| pixels.iter().map(|p| depth_at(camera, *p)).collect())
-            .flatten();
-        let (depths, depth) = match measured {
-            Some(depths) => (depths, DepthSource::Measured),
-            None => {
-                let median = median_depth(camera, &depth_at).unwrap_or(DEFAULT_DEPTH_M);
-                (vec![median; pixels.len()], DepthSource::MedianPlane)
-            }
-        };
-        let points = pixels
-            .iter()
-            .zip(depths)
-            .map(|(pixel, d)| to_vec3(camera.unproject(*pixel, d).coords))
-            .collect();
-        Some(Anchor {
-            points,
-            depth,
-            eye: to_vec3(camera.pose.translation),
-            remembered,
-        })
-    }
-}
-
-/// A mark placed in the world.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Anchor {
-    /// One world point per marked point, in order.
-    pub points: Vec<Vec3>,
-    pub depth: DepthSource,
-    /// Where the camera that anchored it was.
-    pub eye: Vec3,
-    /// Whether the marked frame itself was remembered (not a stand-in).
-    pub remembered: bool,
-}
-
-/// The median depth over a grid of pixels of a frame, if any is known.
-fn median_depth(
-    camera: &CameraModel,
-    depth_at: impl Fn(&CameraModel, Point2<f64>) -> Option<f64>,
-) -> Option<f64> {
-    let k = &camera.intrinsics;
-    let (columns, rows) = MEDIAN_GRID;
-    let mut depths: Vec<f64> = (0..rows)
-        .flat_map(|row| (0..columns).map(move |column| (column, row)))
-        .filter_map(|(column, row)| {
-            let pixel = Point2::new(
-                (f64::from(column) + 0.5) / f64::from(columns) * f64::from(k.width),
-                (f64::from(row) + 0.5) / f64::from(rows) * f64::from(k.height),
-            );
-            depth_at(camera, pixel)
-        })
-        .collect();
-    depths.sort_by(f64::total_cmp);
-    depths.get(depths.len() / 2).copied()
 }
 
 /// Drawn in the view but not part of the world that depth is measured in: the marks, the
@@ -267,7 +172,7 @@ fn ray_triangle(origin: Vec3, direction: Vec3, [a, b, c]: [Vec3; 3]) -> Option<f
 /// Remembers each published frame's camera and anchors agents' marks as they arrive.
 fn anchor_marks(
     mut published: MessageReader<FramePublished>,
-    mut ring: ResMut<FrameRing>,
+    mut ring: ResMut<PublishedFrames>,
     mut events: MessageReader<LinkEvent>,
     scene: SceneGeometry,
     replies: Option<Res<LinkReplies>>,
@@ -293,33 +198,19 @@ fn anchor_marks(
         }
         debug!(id = %mark.id, depth = ?anchor.depth, points = ?anchor.points, "mark anchored");
         if let Some(replies) = &replies {
-            replies.send(resolved(
-                mark.session,
-                mark.id,
-                anchor.depth,
-                &anchor.points,
-            ));
+            replies.send(ControlMessage::AnchorResolved {
+                session: mark.session,
+                id: mark.id,
+                depth: anchor.depth,
+                points: anchor.points.clone(),
+            });
         }
         anchored.write(MarkAnchored {
             mark: mark.clone(),
-            points: anchor.points,
+            points: anchor.points.into_iter().map(Vec3::from_array).collect(),
             depth: anchor.depth,
-            eye: anchor.eye,
+            eye: Vec3::from_array(anchor.eye),
         });
-    }
-}
-
-fn resolved(
-    session: farsight_protocol::SessionId,
-    id: AnnotationId,
-    depth: DepthSource,
-    points: &[Vec3],
-) -> ControlMessage {
-    ControlMessage::AnchorResolved {
-        session,
-        id,
-        depth,
-        points: points.iter().map(|p| p.to_array()).collect(),
     }
 }
 
@@ -348,98 +239,5 @@ mod tests {
         let mesh = Mesh::from(Cuboid::new(1.0, 1.0, 1.0));
         let t = ray_mesh(&mesh, Vec3::new(0.1, 0.2, 3.0), Vec3::NEG_Z).expect("a hit");
         assert!((t - 2.5).abs() < 1e-6, "{t}");
-    }
-
-    fn camera() -> CameraModel {
-        CameraModel {
-            pose: farsight_protocol::Pose::IDENTITY,
-            intrinsics: farsight_protocol::Intrinsics {
-                fx: 500.0,
-                fy: 500.0,
-                cx: 320.0,
-                cy: 240.0,
-                width: 640,
-                height: 480,
-            },
-        }
-    }
-
-    fn mark(frame: u64, points: Vec<[f32; 2]>) -> Annotate {
-        Annotate {
-            session: farsight_protocol::SessionId(1),
-            id: AnnotationId(7),
-            author: farsight_protocol::ParticipantId(2),
-            kind: farsight_protocol::AnnotationKind::Circle,
-            frame: FrameSeq(frame),
-            points,
-            style: farsight_protocol::Style::default(),
-            text: String::new(),
-        }
-    }
-
-    /// A wall 2 m ahead on the left half of the picture, 4 m ahead on the right half.
-    fn two_walls(_: &CameraModel, pixel: Point2<f64>) -> Option<f64> {
-        Some(if pixel.x < 320.0 { 2.0 } else { 4.0 })
-    }
-
-    #[test]
-    fn marked_points_land_at_their_measured_depth() {
-        let mut ring = FrameRing::default();
-        ring.record(FrameSeq(3), camera());
-        // Pixel (220, 240) at depth 2: x = (220 − 320) / 500 · 2 = −0.4.
-        let anchor = ring
-            .resolve(
-                &mark(3, vec![[220.0 / 640.0, 0.5], [420.0 / 640.0, 0.5]]),
-                two_walls,
-            )
-            .expect("a frame is known");
-        assert_eq!(anchor.depth, DepthSource::Measured);
-        assert!(anchor.remembered);
-        assert!(anchor.points[0].distance(Vec3::new(-0.4, 0.0, 2.0)) < 1e-6);
-        assert!(anchor.points[1].distance(Vec3::new(0.8, 0.0, 4.0)) < 1e-6);
-    }
-
-    #[test]
-    fn a_point_without_depth_puts_the_mark_on_the_median_plane() {
-        let mut ring = FrameRing::default();
-        ring.record(FrameSeq(3), camera());
-        // Depth only on the right half: the median of what is known is 4 m.
-        let right_only = |_: &CameraModel, p: Point2<f64>| (p.x >= 320.0).then_some(4.0);
-        let anchor = ring
-            .resolve(&mark(3, vec![[0.25, 0.5], [0.75, 0.5]]), right_only)
-            .expect("a frame is known");
-        assert_eq!(anchor.depth, DepthSource::MedianPlane);
-        assert!(anchor.points.iter().all(|p| (p.z - 4.0).abs() < 1e-6));
-    }
-
-    #[test]
-    fn a_forgotten_frame_is_anchored_on_the_latest_frames_median_plane() {
-        let mut ring = FrameRing::default();
-        assert_eq!(ring.resolve(&mark(3, vec![[0.5, 0.5]]), two_walls), None);
-        ring.record(FrameSeq(3), camera());
-        let anchor = ring
-            .resolve(&mark(1, vec![[0.5, 0.5]]), two_walls)
-            .expect("a frame is known");
-        assert_eq!(anchor.depth, DepthSource::MedianPlane);
-        assert!(!anchor.remembered);
-        // Half the grid sees 2 m and half 4 m; the upper median is 4 m.
-        assert!(anchor.points[0].distance(Vec3::new(0.0, 0.0, 4.0)) < 1e-6);
-        let nothing = |_: &CameraModel, _: Point2<f64>| None;
-        let anchor = ring
-            .resolve(&mark(3, vec![[0.5, 0.5]]), nothing)
-            .expect("a frame is known");
-        assert!((anchor.points[0].z - DEFAULT_DEPTH_M as f32).abs() < 1e-6);
-    }
-
-    #[test]
-    fn ring_forgets_the_oldest_frames() {
-        let mut ring = FrameRing::default();
-        let camera = camera();
-        for seq in 0..RING_FRAMES as u64 + 5 {
-            ring.record(FrameSeq(seq), camera);
-        }
-        assert!(ring.get(FrameSeq(4)).is_none());
-        assert!(ring.get(FrameSeq(5)).is_some());
-        assert!(ring.latest().is_some());
     }
 }

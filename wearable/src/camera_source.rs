@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use bevy::camera::PerspectiveProjection;
 use bevy::prelude::*;
+use farsight_media::{Encoder, EncoderError, FrameInfo, RawFormat};
 use farsight_protocol::{CameraModel, FrameSeq, Intrinsics, Micros, Pose};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::anchor::FramePublished;
-use crate::encoder::{Encoder, EncoderError, FrameInfo, RawFormat};
+use crate::encoder;
 use crate::link::{LinkEvent, LinkOutbox, LinkStatus};
 use crate::video_background::{VideoBackgroundMaterial, VideoFeed};
 
@@ -149,6 +150,118 @@ impl Shared {
     }
 }
 
+/// The start of the pipeline for `source`: the V4L2 device or the test pattern.
+fn source_description(source: &CameraSource, device: &str) -> Result<String, CameraError> {
+    Ok(match source {
+        CameraSource::Device(path) => {
+            if !path.exists() {
+                return Err(CameraError::NoSuchDevice {
+                    device: device.to_owned(),
+                });
+            }
+            let path = path.to_str().ok_or_else(|| CameraError::PipelineFailed {
+                device: device.to_owned(),
+                reason: "the device path is not UTF-8".into(),
+            })?;
+            format!("v4l2src device=\"{}\"", path.replace('"', "\\\""))
+        }
+        CameraSource::Test => "videotestsrc is-live=true pattern=smpte".to_owned(),
+        CameraSource::TestPattern { format } => format!(
+            "videotestsrc is-live=true pattern=smpte ! video/x-raw,format={}",
+            format.caps_format()
+        ),
+    })
+}
+
+/// Every element the pipeline needs is installed, or which package to install is said.
+fn check_elements(source: &CameraSource, device: &str) -> Result<(), CameraError> {
+    let source_element = match source {
+        CameraSource::Device(_) => ("v4l2src", "gstreamer1.0-plugins-good"),
+        CameraSource::Test | CameraSource::TestPattern { .. } => {
+            ("videotestsrc", "gstreamer1.0-plugins-base")
+        }
+    };
+    for (element, package) in [
+        source_element,
+        ("videoconvert", "gstreamer1.0-plugins-base"),
+        ("videoscale", "gstreamer1.0-plugins-base"),
+        ("videorate", "gstreamer1.0-plugins-base"),
+        ("appsink", "gstreamer1.0-plugins-base"),
+    ] {
+        if gst::ElementFactory::find(element).is_none() {
+            return Err(CameraError::ElementMissing {
+                device: device.to_owned(),
+                element,
+                package,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The caps the app takes frames in, at `size`.
+///
+/// One caps structure per format, in order: a source picks from a format list in its own
+/// order, but from structures in theirs, so NV12 wins wherever the camera has it. videoconvert
+/// passes either through untouched and converts anything else. bt601 is said outright:
+/// GStreamer would pick BT.709 for HD sizes, and the shader and the encoder's caps both assume
+/// BT.601.
+fn native_caps(size: UVec2) -> String {
+    NATIVE_FORMATS
+        .map(|format| {
+            format!(
+                "video/x-raw,format={},width={},height={},framerate={FRAME_RATE}/1,\
+                 colorimetry=bt601,pixel-aspect-ratio=1/1",
+                format.caps_format(),
+                size.x,
+                size.y
+            )
+        })
+        .join(";")
+}
+
+/// Keeps `sample` as the newest frame when it is a whole frame in a native layout, else notes
+/// why it could not be used; wakes whoever waits for a frame either way.
+fn keep_newest(sample: &gst::Sample, arrivals: &Shared, size: UVec2) {
+    let capture = Micros::now();
+    // Read from every sample's caps, so a renegotiation cannot mislabel frames.
+    let format = sample_format(sample);
+    let map = sample
+        .buffer()
+        .and_then(|buffer| buffer.map_readable().ok());
+    let mut newest = arrivals.lock();
+    match (format, map) {
+        (None, _) => {
+            newest.failure = Some(format!(
+                "a frame in neither NV12 nor I420 (caps {:?})",
+                sample.caps().map(|caps| caps.to_string())
+            ));
+        }
+        (Some(_), None) => {
+            newest.failure = Some("a frame without readable data".into());
+        }
+        (Some(format), Some(map)) if map.len() == format.frame_bytes(size.x, size.y) => {
+            newest.frame = Some(CameraFrame {
+                number: newest.arrived,
+                capture,
+                size,
+                format,
+                yuv: map.to_vec(),
+            });
+            newest.arrived += 1;
+        }
+        (Some(format), Some(map)) => {
+            newest.failure = Some(format!(
+                "a frame of {} bytes, expected {} for {}",
+                map.len(),
+                format.frame_bytes(size.x, size.y),
+                format.caps_format()
+            ));
+        }
+    }
+    arrivals.changed.notify_all();
+}
+
 /// A running capture pipeline. Frames arrive on GStreamer's thread; only the newest is kept.
 #[derive(Debug, Resource)]
 pub struct CameraCapture {
@@ -173,63 +286,12 @@ impl CameraCapture {
             device: device.clone(),
             reason: format!("GStreamer would not initialise: {e}"),
         })?;
-        let input = match &source {
-            CameraSource::Device(path) => {
-                if !path.exists() {
-                    return Err(CameraError::NoSuchDevice { device });
-                }
-                let path = path.to_str().ok_or_else(|| CameraError::PipelineFailed {
-                    device: device.clone(),
-                    reason: "the device path is not UTF-8".into(),
-                })?;
-                format!("v4l2src device=\"{}\"", path.replace('"', "\\\""))
-            }
-            CameraSource::Test => "videotestsrc is-live=true pattern=smpte".to_owned(),
-            CameraSource::TestPattern { format } => format!(
-                "videotestsrc is-live=true pattern=smpte ! video/x-raw,format={}",
-                format.caps_format()
-            ),
-        };
-        let source_element = match source {
-            CameraSource::Device(_) => ("v4l2src", "gstreamer1.0-plugins-good"),
-            CameraSource::Test | CameraSource::TestPattern { .. } => {
-                ("videotestsrc", "gstreamer1.0-plugins-base")
-            }
-        };
-        for (element, package) in [
-            source_element,
-            ("videoconvert", "gstreamer1.0-plugins-base"),
-            ("videoscale", "gstreamer1.0-plugins-base"),
-            ("videorate", "gstreamer1.0-plugins-base"),
-            ("appsink", "gstreamer1.0-plugins-base"),
-        ] {
-            if gst::ElementFactory::find(element).is_none() {
-                return Err(CameraError::ElementMissing {
-                    device,
-                    element,
-                    package,
-                });
-            }
-        }
-        // One caps structure per format, in order: a source picks from a format list in its
-        // own order, but from structures in theirs, so NV12 wins wherever the camera has it.
-        // videoconvert passes either through untouched and converts anything else. bt601 is
-        // said outright: GStreamer would pick BT.709 for HD sizes, and the shader and the
-        // encoder's caps both assume BT.601.
-        let caps = NATIVE_FORMATS
-            .map(|format| {
-                format!(
-                    "video/x-raw,format={},width={},height={},framerate={FRAME_RATE}/1,\
-                     colorimetry=bt601,pixel-aspect-ratio=1/1",
-                    format.caps_format(),
-                    size.x,
-                    size.y
-                )
-            })
-            .join(";");
+        let input = source_description(&source, &device)?;
+        check_elements(&source, &device)?;
         let description = format!(
-            "{input} ! videoconvert ! videoscale ! videorate ! {caps} ! \
-             appsink name=sink max-buffers={SINK_BUFFERS} drop=true sync=false"
+            "{input} ! videoconvert ! videoscale ! videorate ! {} ! \
+             appsink name=sink max-buffers={SINK_BUFFERS} drop=true sync=false",
+            native_caps(size)
         );
         let failed = |reason: String| CameraError::PipelineFailed {
             device: device.clone(),
@@ -250,45 +312,7 @@ impl CameraCapture {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let capture = Micros::now();
-                    // Read from every sample's caps, so a renegotiation cannot mislabel frames.
-                    let format = sample_format(&sample);
-                    let map = sample
-                        .buffer()
-                        .and_then(|buffer| buffer.map_readable().ok());
-                    let mut newest = arrivals.lock();
-                    match (format, map) {
-                        (None, _) => {
-                            newest.failure = Some(format!(
-                                "a frame in neither NV12 nor I420 (caps {:?})",
-                                sample.caps().map(|caps| caps.to_string())
-                            ));
-                        }
-                        (Some(_), None) => {
-                            newest.failure = Some("a frame without readable data".into());
-                        }
-                        (Some(format), Some(map))
-                            if map.len() == format.frame_bytes(size.x, size.y) =>
-                        {
-                            newest.frame = Some(CameraFrame {
-                                number: newest.arrived,
-                                capture,
-                                size,
-                                format,
-                                yuv: map.to_vec(),
-                            });
-                            newest.arrived += 1;
-                        }
-                        (Some(format), Some(map)) => {
-                            newest.failure = Some(format!(
-                                "a frame of {} bytes, expected {} for {}",
-                                map.len(),
-                                format.frame_bytes(size.x, size.y),
-                                format.caps_format()
-                            ));
-                        }
-                    }
-                    arrivals.changed.notify_all();
+                    keep_newest(&sample, &arrivals, size);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -551,7 +575,7 @@ fn publish_camera_frame(
             .0
             .take()
             .ok_or(EncoderError::Missing("the link's frame channel"))
-            .and_then(|out| Encoder::start(frame.size.x, frame.size.y, frame.format, out));
+            .and_then(|out| encoder::start(frame.size.x, frame.size.y, frame.format, out));
         match started {
             Ok(encoder) => {
                 info!(
@@ -606,7 +630,7 @@ fn publish_camera_frame(
 fn answer_the_link(mut events: MessageReader<LinkEvent>, mut stream: ResMut<CameraStream>) {
     for event in events.read() {
         if let Some(encoder) = &mut stream.encoder {
-            encoder.answer(event);
+            encoder::answer(encoder, event);
         }
     }
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use farsight_media::{Encoder, EncoderError, FrameInfo, RawFormat};
 use farsight_protocol::{FrameSeq, Micros};
 
 use crate::anchor::FramePublished;
 use crate::camera_model::{camera_model, perspective};
-use crate::encoder::{Encoder, EncoderError, FrameInfo, RawFormat};
+use crate::encoder;
 use crate::headless::{FRAME_STEP, OffScreen, RendererReady};
 use crate::link::{LinkEvent, LinkOutbox, LinkStatus};
 use crate::simulator::Head;
@@ -132,7 +133,7 @@ fn capture_frame(
                 .take()
                 .ok_or(EncoderError::Missing("the link's frame channel"))
                 .and_then(|out| {
-                    Encoder::start(off_screen.size.x, off_screen.size.y, RawFormat::Rgba, out)
+                    encoder::start(off_screen.size.x, off_screen.size.y, RawFormat::Rgba, out)
                 });
             match started {
                 Ok(encoder) => stream.encoder = Some(encoder),
@@ -208,7 +209,7 @@ fn encode_frame(
 fn answer_the_link(mut events: MessageReader<LinkEvent>, mut stream: ResMut<Stream>) {
     for event in events.read() {
         if let Some(encoder) = &mut stream.encoder {
-            encoder.answer(event);
+            encoder::answer(encoder, event);
         }
     }
 }

@@ -47,7 +47,7 @@ impl Default for Sway {
             sway_period_s: 8.0,
             bob: 0.05,
             bob_period_s: 5.0,
-            look_at: crate::simulator::DEVICE_CENTRE,
+            look_at: crate::workbench::DEVICE_CENTRE,
         }
     }
 }

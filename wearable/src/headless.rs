@@ -11,12 +11,13 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{PipelineCache, TextureFormat};
 use bevy::render::{Render, RenderApp, RenderSystems};
 use bevy::time::TimeUpdateStrategy;
+use farsight_media::FULL_FPS;
 
 use crate::simulator::Head;
 
 /// The simulated glasses' frame period: each frame shows the head this much later than the
 /// frame before.
-pub const FRAME_STEP: Duration = Duration::from_nanos(1_000_000_000 / 30);
+pub const FRAME_STEP: Duration = Duration::from_nanos(1_000_000_000 / FULL_FPS as u64);
 
 /// Render frames with every pipeline ready before a picture is trusted.
 const READY_FRAMES: u32 = 3;

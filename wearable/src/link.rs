@@ -14,7 +14,7 @@ use farsight_protocol::{
 };
 use tokio::sync::mpsc;
 
-use crate::encoder::Encoded;
+use farsight_media::Encoded;
 
 /// Encoded frames waiting for the network; beyond this the encoder waits.
 const FRAME_QUEUE: usize = 64;

@@ -99,15 +99,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let size = UVec2::new(args.width, args.height);
     // The camera starts first, so a missing one is reported before any window opens.
-    let camera = match (&args.camera, args.sim) {
-        (Some(_), true) => bail!("--sim and --camera are two sources: pass one"),
-        (Some(camera), false) => {
-            let source: CameraSource = camera.parse().context("--camera")?;
-            Some(CameraCapture::start(source, size).context("--camera")?)
-        }
-        (None, true) => None,
-        (None, false) => bail!("nothing to show: pass --sim or --camera DEVICE|test"),
-    };
+    let camera = open_camera(&args, size)?;
     let link = args
         .server
         .as_deref()
@@ -118,21 +110,67 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             "nothing to do headless: pass --server ADDR --token T, or --frames N --screenshot PATH"
         );
     }
-    let mut app = if args.headless {
-        headless_app()
-    } else {
-        // winit panics without a display; say what to do instead.
-        if ["DISPLAY", "WAYLAND_DISPLAY"]
-            .iter()
-            .all(|var| std::env::var_os(var).is_none_or(|v| v.is_empty()))
-        {
-            bail!(
-                "no display for the wearer's view (DISPLAY and WAYLAND_DISPLAY are unset): \
-                 run it on a desktop or under xvfb-run, or pass --headless"
-            );
+    let mut app = new_app(&args, size)?;
+    let simulating = camera.is_none();
+    add_source(&mut app, camera, &args, size)?;
+    add_view(&mut app, &args, link.is_some(), size);
+    let relay = link.as_ref().map(|options| options.server.to_string());
+    if let Some(options) = link {
+        app.add_plugins((LinkPlugin { options }, AnchorPlugin, MarksPlugin));
+        if simulating {
+            // Without a screenshot to end the run, publishing ends it.
+            let frames = args.frames.filter(|_| args.screenshot.is_none());
+            app.add_plugins((OffScreenPlugin { size }, CapturePlugin { frames }));
         }
-        window_app(size)
-    };
+    }
+    app.add_plugins(HudPlugin { relay });
+    if let (Some(frames), Some(screenshot)) = (args.frames, args.screenshot) {
+        app.add_plugins(SnapshotPlugin { frames, screenshot });
+    }
+    Ok(match app.run() {
+        AppExit::Success => ExitCode::SUCCESS,
+        AppExit::Error(code) => ExitCode::from(code.get()),
+    })
+}
+
+/// The real camera `--camera` names, started; `None` for the simulator.
+fn open_camera(args: &Args, size: UVec2) -> anyhow::Result<Option<CameraCapture>> {
+    Ok(match (&args.camera, args.sim) {
+        (Some(_), true) => bail!("--sim and --camera are two sources: pass one"),
+        (Some(camera), false) => {
+            let source: CameraSource = camera.parse().context("--camera")?;
+            Some(CameraCapture::start(source, size).context("--camera")?)
+        }
+        (None, true) => None,
+        (None, false) => bail!("nothing to show: pass --sim or --camera DEVICE|test"),
+    })
+}
+
+/// A headless app, or one with the wearer's window when there is a display to open it on.
+fn new_app(args: &Args, size: UVec2) -> anyhow::Result<App> {
+    if args.headless {
+        return Ok(headless_app());
+    }
+    // winit panics without a display; say what to do instead.
+    if ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .all(|var| std::env::var_os(var).is_none_or(|v| v.is_empty()))
+    {
+        bail!(
+            "no display for the wearer's view (DISPLAY and WAYLAND_DISPLAY are unset): \
+             run it on a desktop or under xvfb-run, or pass --headless"
+        );
+    }
+    Ok(window_app(size))
+}
+
+/// What the wearer sees the world through: the simulated bench, or `camera` behind the marks.
+fn add_source(
+    app: &mut App,
+    camera: Option<CameraCapture>,
+    args: &Args,
+    size: UVec2,
+) -> anyhow::Result<()> {
     let simulating = camera.is_none();
     match camera {
         None => {
@@ -159,41 +197,30 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         app.insert_resource(HeadPath::read(path).context("--path")?);
     }
-    if args.headless {
-        // A stream goes at the glasses' rate; a screenshot alone as fast as it renders.
-        let step = if link.is_some() {
-            FRAME_STEP
-        } else {
-            Duration::ZERO
-        };
-        app.add_plugins(ScheduleRunnerPlugin::run_loop(step));
-        if args.screenshot.is_some() {
-            app.add_plugins(ViewPlugin {
-                target: ViewTarget::Image(size),
-            });
-        }
-    } else {
+    Ok(())
+}
+
+/// Where the wearer's view goes: the window, or an image for `--screenshot`; headless, the
+/// loop runs at the glasses' rate while streaming.
+fn add_view(app: &mut App, args: &Args, streaming: bool, size: UVec2) {
+    if !args.headless {
         app.add_plugins(ViewPlugin {
             target: ViewTarget::Window,
         });
+        return;
     }
-    let relay = link.as_ref().map(|options| options.server.to_string());
-    if let Some(options) = link {
-        app.add_plugins((LinkPlugin { options }, AnchorPlugin, MarksPlugin));
-        if simulating {
-            // Without a screenshot to end the run, publishing ends it.
-            let frames = args.frames.filter(|_| args.screenshot.is_none());
-            app.add_plugins((OffScreenPlugin { size }, CapturePlugin { frames }));
-        }
+    // A stream goes at the glasses' rate; a screenshot alone as fast as it renders.
+    let step = if streaming {
+        FRAME_STEP
+    } else {
+        Duration::ZERO
+    };
+    app.add_plugins(ScheduleRunnerPlugin::run_loop(step));
+    if args.screenshot.is_some() {
+        app.add_plugins(ViewPlugin {
+            target: ViewTarget::Image(size),
+        });
     }
-    app.add_plugins(HudPlugin { relay });
-    if let (Some(frames), Some(screenshot)) = (args.frames, args.screenshot) {
-        app.add_plugins(SnapshotPlugin { frames, screenshot });
-    }
-    Ok(match app.run() {
-        AppExit::Success => ExitCode::SUCCESS,
-        AppExit::Error(code) => ExitCode::from(code.get()),
-    })
 }
 
 fn connect_options(server: &str, args: &Args) -> anyhow::Result<ConnectOptions> {

@@ -12,7 +12,7 @@ use bevy::prelude::*;
 use bevy::ui::UiSystems;
 use farsight_protocol::{AnnotationId, AnnotationKind, ControlMessage};
 
-use crate::anchor::{MarkAnchored, NotInWorld};
+use crate::anchor::{AnchorMarks, MarkAnchored, NotInWorld};
 use crate::link::LinkEvent;
 use crate::simulator::Head;
 use crate::stroke::{StrokeMaterial, StrokePlugin, stroke_mesh};
@@ -39,7 +39,8 @@ impl Plugin for MarksPlugin {
         app.add_plugins(StrokePlugin)
             .add_message::<MarkAnchored>()
             .add_message::<LinkEvent>()
-            .add_systems(Update, (draw_marks, erase_marks).chain())
+            // A mark is drawn in the frame it is anchored, before an `Erase` read with it.
+            .add_systems(Update, (draw_marks, erase_marks).chain().after(AnchorMarks))
             .add_systems(PostUpdate, place_labels.before(UiSystems::Layout));
     }
 }

@@ -2,14 +2,13 @@
 //! head (the camera) that follows a scripted path. The path is a function of `Time`, so a
 //! headless run that advances time by a fixed step renders the same frames every time.
 
-use std::f32::consts::FRAC_PI_2;
-
 use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::light::{CascadeShadowConfigBuilder, DirectionalLightShadowMap};
 use bevy::prelude::*;
 use bevy::render::view::Msaa;
 
 use crate::head_path::HeadPath;
+use crate::workbench::{DEVICE_CENTRE, spawn_workbench};
 
 /// Vertical field of view of the simulated glasses' camera.
 pub const HEAD_VFOV_DEGREES: f32 = 60.0;
@@ -25,22 +24,10 @@ pub fn head_camera(seconds: f32, size: UVec2) -> farsight_protocol::CameraModel 
     crate::camera_model::camera_model(&head, &projection, size)
 }
 
-/// Where the device's housing sits: its centre, on the table top.
-pub const DEVICE_CENTRE: Vec3 = Vec3::new(0.0, 0.84, 0.0);
-const HOUSING_SIZE: Vec3 = Vec3::new(0.30, 0.18, 0.16);
-const TABLE_TOP_HEIGHT: f32 = 0.75;
-
 /// How far from the head shadows are drawn, and the shadow map's size: the bench and its
 /// surroundings, sharp enough at arm's length.
 const SHADOW_DISTANCE_M: f32 = 4.0;
 const SHADOW_MAP_PX: usize = 1024;
-
-/// The red knob's centre in world space: on the housing's front face (+Z, towards the head),
-/// left of centre, sticking out by half its depth.
-pub const KNOB_POSITION: Vec3 = Vec3::new(-0.07, 0.86, 0.095);
-pub const KNOB_RADIUS: f32 = 0.03;
-/// How far the knob sticks out along +Z: its front face is at `KNOB_POSITION.z + KNOB_DEPTH / 2`.
-pub const KNOB_DEPTH: f32 = 0.03;
 
 #[derive(Debug)]
 pub struct SimulatorPlugin;
@@ -53,7 +40,7 @@ impl Plugin for SimulatorPlugin {
             .insert_resource(DirectionalLightShadowMap {
                 size: SHADOW_MAP_PX,
             })
-            .add_systems(Startup, (spawn_workbench, spawn_head))
+            .add_systems(Startup, (spawn_workbench, spawn_light, spawn_head))
             .add_systems(
                 Update,
                 follow_head_path.run_if(resource_equals(HeadMode::Path)),
@@ -73,80 +60,8 @@ pub enum HeadMode {
     Manual,
 }
 
-/// The part an agent is most likely to point at in tests: a red cylinder.
-#[derive(Component, Debug)]
-pub struct Knob;
-
-fn spawn_workbench(
-    mut commands: Commands,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
-) {
-    let mut matte = |color: Color| {
-        materials.add(StandardMaterial {
-            base_color: color,
-            perceptual_roughness: 0.8,
-            ..default()
-        })
-    };
-    let wood = matte(Color::srgb(0.45, 0.32, 0.2));
-    let floor = matte(Color::srgb(0.25, 0.25, 0.27));
-    let grey = matte(Color::srgb(0.55, 0.56, 0.58));
-    let red = matte(Color::srgb(0.9, 0.05, 0.03));
-    let blue = matte(Color::srgb(0.1, 0.25, 0.85));
-    let yellow = matte(Color::srgb(0.95, 0.8, 0.1));
-
-    commands.spawn((
-        Name::new("floor"),
-        Mesh3d(meshes.add(Plane3d::default().mesh().size(6.0, 6.0))),
-        MeshMaterial3d(floor),
-    ));
-
-    let top_thickness = 0.04;
-    commands.spawn((
-        Name::new("table top"),
-        Mesh3d(meshes.add(Cuboid::new(1.2, top_thickness, 0.7))),
-        MeshMaterial3d(wood.clone()),
-        Transform::from_xyz(0.0, TABLE_TOP_HEIGHT - top_thickness / 2.0, 0.0),
-    ));
-    let leg_height = TABLE_TOP_HEIGHT - top_thickness;
-    let leg = meshes.add(Cuboid::new(0.05, leg_height, 0.05));
-    for (x, z) in [(-0.55, -0.3), (0.55, -0.3), (-0.55, 0.3), (0.55, 0.3)] {
-        commands.spawn((
-            Name::new("table leg"),
-            Mesh3d(leg.clone()),
-            MeshMaterial3d(wood.clone()),
-            Transform::from_xyz(x, leg_height / 2.0, z),
-        ));
-    }
-
-    commands.spawn((
-        Name::new("housing"),
-        Mesh3d(meshes.add(Cuboid::from_size(HOUSING_SIZE))),
-        MeshMaterial3d(grey),
-        Transform::from_translation(DEVICE_CENTRE),
-    ));
-    commands.spawn((
-        Name::new("knob"),
-        Knob,
-        // A cylinder's axis is +Y; a quarter turn about X points it out of the front face.
-        Mesh3d(meshes.add(Cylinder::new(KNOB_RADIUS, KNOB_DEPTH))),
-        MeshMaterial3d(red),
-        Transform::from_translation(KNOB_POSITION).with_rotation(Quat::from_rotation_x(FRAC_PI_2)),
-    ));
-    commands.spawn((
-        Name::new("switch"),
-        Mesh3d(meshes.add(Cuboid::new(0.025, 0.05, 0.02))),
-        MeshMaterial3d(blue),
-        Transform::from_xyz(0.05, 0.87, 0.09),
-    ));
-    commands.spawn((
-        Name::new("connector"),
-        Mesh3d(meshes.add(Cuboid::new(0.05, 0.025, 0.03))),
-        MeshMaterial3d(yellow),
-        Transform::from_xyz(0.1, 0.785, 0.095),
-    ));
-
+/// The sun over the bench, casting the shadows that give the scene depth.
+fn spawn_light(mut commands: Commands) {
     commands.spawn((
         Name::new("sun"),
         DirectionalLight {
@@ -201,6 +116,7 @@ fn follow_head_path(
 mod tests {
     use super::*;
     use crate::camera_model::{camera_model, to_nalgebra};
+    use crate::workbench::KNOB_POSITION;
     use bevy::camera::CameraProjection;
 
     #[test]

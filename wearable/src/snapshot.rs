@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::camera_model::{camera_model, perspective, to_nalgebra};
 use crate::headless::{ReadinessPlugin, RendererReady};
-use crate::simulator::Knob;
 use crate::view::{ViewImage, WearerView};
+use crate::workbench::Knob;
 
 /// The headless simulator saving the wearer's view, `size` pixels, at frame `frames` as
 /// `screenshot`, as fast as it renders; render tests add what the view should show.

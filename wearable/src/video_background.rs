@@ -12,10 +12,10 @@ use bevy::render::render_resource::{
     TextureDimension, TextureFormat,
 };
 use bevy::shader::{Shader, ShaderDefVal, ShaderRef};
+use farsight_media::RawFormat;
 use image::RgbImage;
 
 use crate::anchor::NotInWorld;
-use crate::encoder::RawFormat;
 
 const VIDEO_BACKGROUND_SHADER: Handle<Shader> =
     uuid_handle!("0b7e4f9a-3c52-4d1e-8a6f-2e9d5c7b1a43");

@@ -12,7 +12,7 @@ use farsight_protocol::{
     SessionId, Style,
 };
 use farsight_wearable::camera_model::to_nalgebra;
-use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION};
+use farsight_wearable::workbench::{KNOB_DEPTH, KNOB_POSITION};
 use nalgebra::{Point2, Point3};
 use support::{HEIGHT, RUN_LIMIT, Relay, WIDTH, next_frame};
 

@@ -15,13 +15,13 @@ use bevy::prelude::*;
 use bevy::render::render_resource::TextureFormat;
 use bevy::render::view::Msaa;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use farsight_media::{Encoded, RawFormat};
 use farsight_protocol::SessionId;
 use farsight_wearable::anchor::FramePublished;
 use farsight_wearable::camera_source::{
     CameraCapture, CameraError, CameraFrame, CameraSource, CameraSourcePlugin, NewestCameraFrame,
     fixed_camera_model,
 };
-use farsight_wearable::encoder::{Encoded, RawFormat};
 use farsight_wearable::headless::headless_app;
 use farsight_wearable::link::{LinkOutbox, LinkStatus};
 use farsight_wearable::video_background::{

@@ -15,8 +15,9 @@ use farsight_wearable::anchor::{AnchorPlugin, FramePublished};
 use farsight_wearable::camera_model::to_nalgebra;
 use farsight_wearable::link::LinkEvent;
 use farsight_wearable::marks::MarksPlugin;
-use farsight_wearable::simulator::{KNOB_DEPTH, KNOB_POSITION, head_camera};
+use farsight_wearable::simulator::head_camera;
 use farsight_wearable::snapshot::{record_path, snapshot_app};
+use farsight_wearable::workbench::{KNOB_DEPTH, KNOB_POSITION};
 use nalgebra::{Point2, Point3, Quaternion, UnitQuaternion, Vector3};
 use serde_json::Value;
 

@@ -16,8 +16,8 @@ use farsight_protocol::{
     SessionId, Style,
 };
 use farsight_wearable::camera_model::to_nalgebra;
-use farsight_wearable::simulator::KNOB_POSITION;
 use farsight_wearable::window::TITLE;
+use farsight_wearable::workbench::KNOB_POSITION;
 use image::RgbImage;
 use nalgebra::{Point2, Point3, Vector3};
 use support::display::Display;

@@ -2,69 +2,42 @@
 //! marked point is unprojected with the camera of the frame it was drawn on, onto the plane
 //! through the point the synthetic head looks at (the scene's median depth). Sans-IO.
 
-use std::collections::VecDeque;
-
+use farsight_media::FrameRing;
+use farsight_protocol::ControlMessage;
 use farsight_protocol::control::{Annotate, DepthSource};
-use farsight_protocol::{CameraModel, ControlMessage, FrameSeq};
 use nalgebra::{Point2, Point3};
 
-/// Cameras of the frames recently published, oldest first.
-#[derive(Debug)]
-pub struct FrameCameras {
-    frames: VecDeque<(FrameSeq, CameraModel)>,
-    capacity: usize,
-}
-
-impl FrameCameras {
-    /// Remembers the last `capacity` frames (a few seconds: marks refer to what an agent saw).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            frames: VecDeque::with_capacity(capacity),
-            capacity,
-        }
+/// The world points of a mark, as `AnchorResolved`, or `None` when its frame is no longer (or
+/// never was) in `frames`.
+pub fn anchor_on_plane(
+    frames: &FrameRing,
+    mark: &Annotate,
+    scene_centre: &Point3<f64>,
+) -> Option<ControlMessage> {
+    let camera = frames.get(mark.frame)?;
+    let depth = camera.depth_of(scene_centre);
+    if depth <= 0.0 {
+        return None;
     }
-
-    pub fn record(&mut self, frame: FrameSeq, camera: CameraModel) {
-        if self.frames.len() == self.capacity {
-            self.frames.pop_front();
-        }
-        self.frames.push_back((frame, camera));
-    }
-
-    pub fn get(&self, frame: FrameSeq) -> Option<&CameraModel> {
-        self.frames
-            .iter()
-            .rev()
-            .find_map(|(f, c)| (*f == frame).then_some(c))
-    }
-
-    /// The world points of a mark, or `None` when its frame is no longer (or never was) known.
-    pub fn resolve(&self, mark: &Annotate, scene_centre: &Point3<f64>) -> Option<ControlMessage> {
-        let camera = self.get(mark.frame)?;
-        let depth = camera.depth_of(scene_centre);
-        if depth <= 0.0 {
-            return None;
-        }
-        let k = &camera.intrinsics;
-        let points = mark
-            .points
-            .iter()
-            .map(|[x, y]| {
-                let pixel = Point2::new(
-                    f64::from(*x) * k.width as f64,
-                    f64::from(*y) * k.height as f64,
-                );
-                let w = camera.unproject(pixel, depth);
-                [w.x as f32, w.y as f32, w.z as f32]
-            })
-            .collect();
-        Some(ControlMessage::AnchorResolved {
-            session: mark.session,
-            id: mark.id,
-            depth: DepthSource::MedianPlane,
-            points,
+    let k = &camera.intrinsics;
+    let points = mark
+        .points
+        .iter()
+        .map(|[x, y]| {
+            let pixel = Point2::new(
+                f64::from(*x) * k.width as f64,
+                f64::from(*y) * k.height as f64,
+            );
+            let w = camera.unproject(pixel, depth);
+            [w.x as f32, w.y as f32, w.z as f32]
         })
-    }
+        .collect();
+    Some(ControlMessage::AnchorResolved {
+        session: mark.session,
+        id: mark.id,
+        depth: DepthSource::MedianPlane,
+        points,
+    })
 }
 
 #[cfg(test)]
@@ -72,7 +45,9 @@ mod tests {
     use super::*;
     use crate::probe::synthetic_pose;
     use farsight_protocol::control::{AnnotationKind, Style};
-    use farsight_protocol::{AnnotationId, Intrinsics, ParticipantId, SessionId};
+    use farsight_protocol::{
+        AnnotationId, CameraModel, FrameSeq, Intrinsics, ParticipantId, SessionId,
+    };
 
     fn mark(frame: u64, points: Vec<[f32; 2]>) -> Annotate {
         Annotate {
@@ -89,20 +64,18 @@ mod tests {
 
     #[test]
     fn resolved_points_project_back_to_the_marked_pixels_and_lie_on_the_plane() {
-        let mut cameras = FrameCameras::new(4);
+        let mut cameras = FrameRing::new(4);
         let intrinsics = Intrinsics::from_hfov(640, 360, 1.0);
         for f in 0..6 {
             let pose = synthetic_pose(f as f64 * 0.3);
             cameras.record(FrameSeq(f), CameraModel { pose, intrinsics });
         }
-        assert!(
-            cameras
-                .resolve(&mark(1, vec![[0.5, 0.5]]), &Point3::origin())
-                .is_none()
-        );
-        let Some(ControlMessage::AnchorResolved { points, depth, .. }) =
-            cameras.resolve(&mark(4, vec![[0.3, 0.4], [0.6, 0.55]]), &Point3::origin())
-        else {
+        assert!(anchor_on_plane(&cameras, &mark(1, vec![[0.5, 0.5]]), &Point3::origin()).is_none());
+        let Some(ControlMessage::AnchorResolved { points, depth, .. }) = anchor_on_plane(
+            &cameras,
+            &mark(4, vec![[0.3, 0.4], [0.6, 0.55]]),
+            &Point3::origin(),
+        ) else {
             panic!("frame 4 is known");
         };
         assert_eq!(depth, DepthSource::MedianPlane);

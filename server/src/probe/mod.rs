@@ -3,11 +3,10 @@
 //! reports what arrives.
 
 mod anchor;
-mod encoder;
 mod publish;
 mod watch;
 
-pub use anchor::FrameCameras;
-pub use encoder::{EncodedFrame, Encoder, EncoderSettings};
+pub use anchor::anchor_on_plane;
+pub use farsight_media::EncoderSettings;
 pub use publish::{PublishOptions, PublishReport, publish, synthetic_pose};
 pub use watch::{WatchOptions, WatchReport, watch};

@@ -1,17 +1,21 @@
 //! `probe publish`: stream encoded test video with a moving pose, like a wearable, answer
 //! `KeyframeRequest` and `BitrateHint`, and anchor agents' marks (see [`super::anchor`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use farsight_client::{Backoff, ClientError, ConnectOptions, Connection, connect_with_backoff};
+use farsight_client::{
+    Backoff, ClientError, ConnectOptions, Connection, Publisher, connect_with_backoff,
+};
+use farsight_media::{CameraAt, Encoded, Encoder, EncoderSettings, FrameRing, Input};
 use farsight_protocol::{
-    CameraModel, ControlMessage, FrameSeq, Intrinsics, Object, ObjectFlags, Pose, PoseDatagram,
+    Annotate, CameraModel, ControlMessage, Intrinsics, Object, Pose, PoseDatagram,
 };
 use nalgebra::{Point3, Vector3};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-use super::anchor::FrameCameras;
-use super::encoder::{Encoder, EncoderSettings};
+use super::anchor::anchor_on_plane;
 
 #[derive(Clone, Debug)]
 pub struct PublishOptions {
@@ -61,14 +65,21 @@ pub async fn publish(
     options: &PublishOptions,
 ) -> Result<PublishReport, anyhow::Error> {
     let settings = &options.encoder;
-    let (encoder, mut frames) = Encoder::start(settings)?;
-    let intrinsics = Intrinsics::from_hfov(settings.width, settings.height, HFOV);
-    let mut publisher = conn.publisher();
-    let mut report = PublishReport::default();
-    // Ten seconds of frames: marks refer to what an agent saw a moment ago.
-    let mut cameras = FrameCameras::new(settings.fps.max(1) as usize * 10);
-    let started = Instant::now();
-    let deadline = options.duration.map(|d| started + d);
+    let (frames_tx, mut frames) = mpsc::channel(64);
+    let encoder = Encoder::start(
+        settings,
+        Input::TestPattern {
+            camera: swaying_camera(settings),
+        },
+        frames_tx,
+    )?;
+    let mut stream = Stream {
+        publisher: conn.publisher(),
+        // Ten seconds of frames: marks refer to what an agent saw a moment ago.
+        cameras: FrameRing::new(settings.fps.max(1) as usize * 10),
+        report: PublishReport::default(),
+    };
+    let deadline = options.duration.map(|d| Instant::now() + d);
     let stop = async {
         match deadline {
             Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -82,62 +93,11 @@ pub async fn publish(
         let step: Result<bool, ClientError> = tokio::select! {
             () = &mut stop => Ok(true),
             frame = frames.recv() => match frame {
-                None => Ok(true),
-                Some(frame) => {
-                    let pose = synthetic_pose(started.elapsed().as_secs_f64());
-                    let object = Object {
-                        frame: FrameSeq(report.frames),
-                        capture: frame.capture,
-                        flags: ObjectFlags { keyframe: frame.keyframe },
-                        camera: CameraModel { pose, intrinsics },
-                        payload: frame.data,
-                    };
-                    cameras.record(object.frame, object.camera);
-                    report.frames += 1;
-                    report.keyframes += u64::from(frame.keyframe);
-                    report.bytes += object.payload.len() as u64;
-                    let datagram = PoseDatagram { session: conn.session, at: frame.capture, pose };
-                    match publisher.send(&object).await {
-                        Ok(()) => publisher.send_pose(&datagram).map(|()| false),
-                        Err(e) => Err(e),
-                    }
-                }
+                None | Some(Encoded::End) => Ok(true),
+                Some(Encoded::Frame(object)) => stream.send(conn, &object).await.map(|()| false),
             },
             msg = conn.recv() => match msg {
-                Some(Ok(ControlMessage::KeyframeRequest { .. })) => {
-                    report.keyframe_requests += 1;
-                    encoder.force_keyframe();
-                    Ok(false)
-                }
-                Some(Ok(ControlMessage::BitrateHint { bits_per_second, .. })) => {
-                    report.bitrate_hints.push(bits_per_second);
-                    encoder.set_bitrate(bits_per_second);
-                    tracing::info!(bits_per_second, "bit rate lowered on the relay's hint");
-                    Ok(false)
-                }
-                Some(Ok(msg @ (ControlMessage::Annotate(_) | ControlMessage::Erase { .. }
-                    | ControlMessage::Clear { .. } | ControlMessage::Freeze { .. }
-                    | ControlMessage::Unfreeze { .. }))) => {
-                    let mut sent = Ok(false);
-                    if let ControlMessage::Annotate(mark) = &msg {
-                        report.marks_received += 1;
-                        match cameras.resolve(mark, &Point3::origin()) {
-                            Some(anchor) => {
-                                report.marks_anchored += 1;
-                                sent = conn.send(&anchor).await.map(|()| false);
-                            }
-                            None => tracing::warn!(frame = mark.frame.0, "mark on a frame no longer known"),
-                        }
-                    }
-                    if let Some(tap) = &options.marks {
-                        let _ = tap.send(msg);
-                    }
-                    sent
-                }
-                Some(Ok(other)) => {
-                    tracing::info!(message = ?other, "control");
-                    Ok(false)
-                }
+                Some(Ok(msg)) => stream.answer(conn, &encoder, options, msg).await.map(|()| false),
                 Some(Err(e)) => Err(e),
                 None => Err(ClientError::Protocol("connection closed".into())),
             },
@@ -149,22 +109,122 @@ pub async fn publish(
                 let Some(reconnect) = &options.reconnect else {
                     return Err(e.into());
                 };
-                // Resume the same session; groups keep counting up and the next one starts
-                // on a key frame, so watchers see a picture at once.
-                tracing::warn!(error = %e, session = %conn.session, "lost the relay; reconnecting");
-                let resume = ConnectOptions {
-                    resume: conn.session,
-                    ..reconnect.clone()
-                };
-                *conn = connect_with_backoff(&resume, &mut backoff, RECONNECT_GIVE_UP).await?;
-                publisher = conn.publisher().starting_at(publisher.next_group());
+                resume(conn, reconnect, &mut backoff, &e).await?;
+                // Groups keep counting up and the next one starts on a key frame, so watchers
+                // see a picture at once.
+                stream.publisher = conn.publisher().starting_at(stream.publisher.next_group());
                 encoder.force_keyframe();
-                report.reconnects += 1;
-                tracing::info!(session = %conn.session, "reconnected");
+                stream.report.reconnects += 1;
             }
         }
     }
-    publisher.finish();
+    stream.publisher.finish();
     encoder.stop();
-    Ok(report)
+    Ok(stream.report)
+}
+
+/// The camera of the synthetic head at each moment from now, for the encoder to stamp each
+/// frame with as it is encoded.
+fn swaying_camera(settings: &EncoderSettings) -> CameraAt {
+    let intrinsics = Intrinsics::from_hfov(settings.width, settings.height, HFOV);
+    let started = Instant::now();
+    Arc::new(move || CameraModel {
+        pose: synthetic_pose(started.elapsed().as_secs_f64()),
+        intrinsics,
+    })
+}
+
+/// What is being published on the current connection, and what has happened so far.
+struct Stream {
+    publisher: Publisher,
+    cameras: FrameRing,
+    report: PublishReport,
+}
+
+impl Stream {
+    /// Sends one encoded frame, and its head pose as a datagram.
+    async fn send(&mut self, conn: &Connection, object: &Object) -> Result<(), ClientError> {
+        self.cameras.record(object.frame, object.camera);
+        self.report.frames += 1;
+        self.report.keyframes += u64::from(object.flags.keyframe);
+        self.report.bytes += object.payload.len() as u64;
+        let datagram = PoseDatagram {
+            session: conn.session,
+            at: object.capture,
+            pose: object.camera.pose,
+        };
+        self.publisher.send(object).await?;
+        self.publisher.send_pose(&datagram)
+    }
+
+    /// Answers a control message from the relay: a key frame, a bit rate, an agent's mark.
+    async fn answer(
+        &mut self,
+        conn: &Connection,
+        encoder: &Encoder,
+        options: &PublishOptions,
+        msg: ControlMessage,
+    ) -> Result<(), ClientError> {
+        match msg {
+            ControlMessage::KeyframeRequest { .. } => {
+                self.report.keyframe_requests += 1;
+                encoder.force_keyframe();
+            }
+            ControlMessage::BitrateHint {
+                bits_per_second, ..
+            } => {
+                self.report.bitrate_hints.push(bits_per_second);
+                encoder.set_bitrate(bits_per_second);
+                tracing::info!(bits_per_second, "bit rate lowered on the relay's hint");
+            }
+            msg @ (ControlMessage::Annotate(_)
+            | ControlMessage::Erase { .. }
+            | ControlMessage::Clear { .. }
+            | ControlMessage::Freeze { .. }
+            | ControlMessage::Unfreeze { .. }) => {
+                let mut sent = Ok(());
+                if let ControlMessage::Annotate(mark) = &msg {
+                    sent = self.anchor(conn, mark).await;
+                }
+                if let Some(tap) = &options.marks {
+                    let _ = tap.send(msg);
+                }
+                return sent;
+            }
+            other => tracing::info!(message = ?other, "control"),
+        }
+        Ok(())
+    }
+
+    /// Anchors an agent's mark on the plane the head looks at and sends the world points back.
+    async fn anchor(&mut self, conn: &Connection, mark: &Annotate) -> Result<(), ClientError> {
+        self.report.marks_received += 1;
+        match anchor_on_plane(&self.cameras, mark, &Point3::origin()) {
+            Some(anchor) => {
+                self.report.marks_anchored += 1;
+                conn.send(&anchor).await
+            }
+            None => {
+                tracing::warn!(frame = mark.frame.0, "mark on a frame no longer known");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reconnects after `lost`, resuming the same session.
+async fn resume(
+    conn: &mut Connection,
+    reconnect: &ConnectOptions,
+    backoff: &mut Backoff,
+    lost: &ClientError,
+) -> Result<(), ClientError> {
+    tracing::warn!(error = %lost, session = %conn.session, "lost the relay; reconnecting");
+    let resume = ConnectOptions {
+        resume: conn.session,
+        ..reconnect.clone()
+    };
+    *conn = connect_with_backoff(&resume, backoff, RECONNECT_GIVE_UP).await?;
+    tracing::info!(session = %conn.session, "reconnected");
+    Ok(())
 }

@@ -5,8 +5,6 @@
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::encoder::KEYFRAME_INTERVAL;
-
 /// An H.264 encoder element and how to drive it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct H264Element {
@@ -55,11 +53,11 @@ pub const HARDWARE: [H264Element; 4] = [
 ];
 
 impl H264Element {
-    /// Low-latency settings: no B-frames, a key frame every `KEYFRAME_INTERVAL` frames,
+    /// Low-latency settings: no B-frames, a key frame every `keyframe_interval` frames,
     /// constant bit rate. Names differ between elements and versions, so each is applied only
     /// where the element has it.
-    pub(crate) fn settings(&self) -> Vec<(&'static str, String)> {
-        let gop = KEYFRAME_INTERVAL.to_string();
+    pub(crate) fn settings(&self, keyframe_interval: u32) -> Vec<(&'static str, String)> {
+        let gop = keyframe_interval.to_string();
         let settings: &[(&str, &str)] = match self.name {
             "x264enc" => &[
                 ("tune", "zerolatency"),
@@ -90,8 +88,14 @@ impl H264Element {
         settings.iter().map(|&(k, v)| (k, v.to_string())).collect()
     }
 
-    /// Sets the target bit rate, before or while running.
-    pub(crate) fn set_bitrate(&self, element: &gst::Element, bits_per_second: u64) {
+    /// Sets the target bit rate, before or while running. V4L2 drivers take the key frame
+    /// interval in the same control set, so it is said again with the bit rate.
+    pub(crate) fn set_bitrate(
+        &self,
+        element: &gst::Element,
+        bits_per_second: u64,
+        keyframe_interval: u32,
+    ) {
         let kbps = (bits_per_second / 1000).clamp(100, 50_000);
         match self.bitrate {
             BitrateControl::Kbps(property) => {
@@ -99,7 +103,7 @@ impl H264Element {
             }
             BitrateControl::V4l2Controls => {
                 let controls = format!(
-                    "controls,video_bitrate={},h264_i_frame_period={KEYFRAME_INTERVAL}",
+                    "controls,video_bitrate={},h264_i_frame_period={keyframe_interval}",
                     kbps * 1000
                 );
                 set_from_str(element, "extra-controls", &controls);
