@@ -370,6 +370,7 @@ async fn the_console_switches_to_another_session_and_back() {
                     fps: 15,
                     bitrate_kbps: 500,
                     keyframe_interval: 15,
+                    ..EncoderSettings::default()
                 },
                 duration: Some(Duration::from_secs(60)),
                 marks: None,

@@ -13,8 +13,8 @@ use wtransport::{Endpoint, Identity, ServerConfig, VarInt};
 
 use crate::Shared;
 use crate::cert;
-use crate::relay::control::ControlReader;
 use crate::relay::Outbound;
+use crate::relay::control::ControlReader;
 use crate::relay::serve::{read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};
 

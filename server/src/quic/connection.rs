@@ -8,8 +8,8 @@ use farsight_protocol::ErrorCode;
 use farsight_relay::Input;
 use tokio::sync::mpsc;
 
-use crate::relay::control::ControlReader;
 use crate::Shared;
+use crate::relay::control::ControlReader;
 use crate::relay::serve::{read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};
 use crate::relay::{MemberHandle, Outbound};
