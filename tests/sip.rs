@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use farsight_server::sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
+use farsight_sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
 use sipp::{Phone, free_port};
 
 /// What the agent's phone must be told about a call: whom (From) and why (X-Farsight-Reason),

@@ -12,7 +12,6 @@ pub mod outreach;
 pub mod probe;
 pub mod quic;
 pub mod relay;
-pub mod sip;
 pub mod store;
 
 use std::net::SocketAddr;

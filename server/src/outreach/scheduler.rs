@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use farsight_sip::{self as sip, CallRequest, Disposition, Party, SipConfig, Transport};
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
@@ -13,7 +14,6 @@ use super::event::{Event, EventKind};
 use super::policy::{Candidate, Policy, Skip, in_holdout};
 use super::service::{OutreachError, current_predictions};
 use super::webhook::WebhookDialer;
-use crate::sip::{self, CallRequest, Disposition, Party, SipConfig, Transport};
 use crate::store::{ClaimedCall, NewCall, Store};
 
 /// How calls leave Farsight.
