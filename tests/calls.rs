@@ -14,14 +14,15 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use farsight_server::outreach::event::{Event, EventKind, Tier, UserProfile};
-use farsight_server::outreach::policy::{Policy, PolicyConfig};
+use farsight_outreach::calls::NewCall;
+use farsight_outreach::event::{Event, EventKind, Tier, UserProfile};
+use farsight_outreach::policy::{Policy, PolicyConfig};
+use farsight_outreach::train::TrainConfig;
 use farsight_server::outreach::report;
 use farsight_server::outreach::scheduler::{self, Dialer};
 use farsight_server::outreach::service::train_from_store;
-use farsight_server::outreach::train::TrainConfig;
 use farsight_server::outreach::webhook::{WebhookDialer, signature};
-use farsight_server::store::{NewCall, Store};
+use farsight_store::Store;
 use jiff::tz::TimeZone;
 
 const DAY: i64 = 86_400_000;
@@ -207,7 +208,7 @@ async fn webhook_is_signed_retried_and_its_dispositions_drive_retries() {
     // The platform reports busy: the call is retried later; then answered.
     let token = server.token(farsight_protocol::Role::Agent, "x").await;
     let (_, service) = store
-        .create_token(farsight_server::store::TokenRole::Service, "cc")
+        .create_token(farsight_store::TokenRole::Service, "cc")
         .await
         .expect("token");
     let client = reqwest::Client::new();
@@ -409,7 +410,7 @@ async fn report_compares_called_users_with_their_holdout_twins() {
     assert!((r.reduction.expect("defined") - 0.5).abs() < 1e-9);
     let (lo, hi) = r.reduction_ci.expect("interval");
     assert!(lo < 0.5 && 0.5 < hi && lo > 0.0, "({lo}, {hi})");
-    assert!(report::render(&r).contains("reduction 50.0%"));
+    assert!(farsight_outreach::report::render(&r).contains("reduction 50.0%"));
     let png = dir.path().join("report.png");
     report::chart(&r, &png).expect("chart");
     let bytes = std::fs::read(&png).expect("png");

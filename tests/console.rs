@@ -308,10 +308,10 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
 /// its calls are the API's, and the effect chart loads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
-    use farsight_server::outreach::policy::PolicyConfig;
+    use farsight_outreach::policy::PolicyConfig;
+    use farsight_outreach::train::TrainConfig;
     use farsight_server::outreach::scheduler;
     use farsight_server::outreach::service::{current_predictions, train_from_store};
-    use farsight_server::outreach::train::TrainConfig;
 
     let server = TestServer::start().await;
     let store = &server.running.shared.store;

@@ -319,7 +319,7 @@ async fn unreachable_agent_over_tcp_is_agent_unavailable() {
 /// call is joined, and the call record ends `answered` with its Call-ID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
-    use farsight_server::outreach::policy::PolicyConfig;
+    use farsight_outreach::policy::PolicyConfig;
     use farsight_server::outreach::scheduler::{self, Dialer, SipDialer};
 
     let agent = agent_phone(Transport::Udp, U1);
@@ -360,9 +360,10 @@ async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
 }
 
 /// A SQLite store at `path` holding one consenting user, `u1`, and one call to them due now.
-async fn store_with_a_due_call(path: &std::path::Path) -> farsight_server::store::Store {
-    use farsight_server::outreach::event::{Tier, UserProfile};
-    use farsight_server::store::{NewCall, Store};
+async fn store_with_a_due_call(path: &std::path::Path) -> farsight_store::Store {
+    use farsight_outreach::calls::NewCall;
+    use farsight_outreach::event::{Tier, UserProfile};
+    use farsight_store::Store;
 
     let store = Store::open(&format!("sqlite://{}", path.display()))
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::outreach::policy::PolicyConfig;
+use farsight_outreach::policy::PolicyConfig;
 
 /// Options every subcommand that touches storage shares.
 #[derive(clap::Args, Clone, Debug, Default)]

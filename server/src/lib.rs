@@ -12,7 +12,6 @@ pub mod outreach;
 pub mod probe;
 pub mod quic;
 pub mod relay;
-pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,16 +20,16 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use config::ServeConfig;
+use farsight_store::Store;
 use metrics::Metrics;
 use relay::Relay;
-use store::Store;
 
 /// What every connection and request handler shares.
 #[derive(Debug)]
 pub struct Shared {
     pub store: Store,
     /// Who may be called and when (also used for dispositions reported back).
-    pub policy: outreach::policy::Policy,
+    pub policy: farsight_outreach::policy::Policy,
     pub relay: Relay,
     pub metrics: Arc<Metrics>,
     pub latency_budget: Duration,

@@ -8,16 +8,16 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
+use farsight_outreach::simulate::{SimulateOptions, simulate};
+use farsight_outreach::train::TrainConfig;
 use farsight_protocol::{ControlMessage, Role, SessionId};
 use farsight_server::config::{ServeArgs, ServeConfig, StorageArgs};
 use farsight_server::outreach::import;
 use farsight_server::outreach::report as outreach_report;
 use farsight_server::outreach::scheduler::{self, Dialer};
 use farsight_server::outreach::service;
-use farsight_server::outreach::simulate::{SimulateOptions, simulate};
-use farsight_server::outreach::train::TrainConfig;
 use farsight_server::probe::{self, EncoderSettings, PublishOptions, WatchOptions};
-use farsight_server::store::{Store, TokenRole};
+use farsight_store::{Store, TokenRole};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -590,7 +590,7 @@ async fn outreach_command(storage: &StorageArgs, cmd: OutreachCommand) -> anyhow
             // Printed as the configuration file's own tables, so it can be pasted back.
             #[derive(serde::Serialize)]
             struct Shown<'a> {
-                outreach: &'a farsight_server::outreach::policy::PolicyConfig,
+                outreach: &'a farsight_outreach::policy::PolicyConfig,
                 dialer: Option<farsight_server::config::DialerConfig>,
             }
             let dialer = dialer.map(|mut d| {
@@ -631,7 +631,7 @@ async fn outreach_command(storage: &StorageArgs, cmd: OutreachCommand) -> anyhow
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", outreach_report::render(&report));
+                print!("{}", farsight_outreach::report::render(&report));
             }
             if let Some(path) = png {
                 outreach_report::chart(&report, &path).map_err(|e| anyhow::anyhow!(e))?;

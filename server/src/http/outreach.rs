@@ -10,16 +10,20 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use farsight_outreach::batch::BatchReport;
+use farsight_outreach::calls::CallRecord;
+use farsight_outreach::dial::Outcome;
+use farsight_outreach::event::{MAX_BATCH_BYTES, UserProfile, parse_profile};
+use farsight_outreach::predict::Prediction;
+use farsight_outreach::report::Report;
+use farsight_store::{StoredModel, TokenRole};
+
 use super::{ApiError, authorize};
 use crate::Shared;
-use crate::outreach::dial::Outcome;
-use crate::outreach::event::{MAX_BATCH_BYTES, UserProfile, parse_profile};
-use crate::outreach::ingest::{BatchReport, ingest_events, ingest_users};
-use crate::outreach::predict::Prediction;
-use crate::outreach::report::{self, Report};
+use crate::outreach::ingest::{ingest_events, ingest_users};
+use crate::outreach::report;
 use crate::outreach::scheduler::record_outcome;
 use crate::outreach::service::{OutreachError, current_predictions};
-use crate::store::{CallRecord, StoredModel, TokenRole};
 
 const SERVICE: &[TokenRole] = &[TokenRole::Service];
 const READERS: &[TokenRole] = &[TokenRole::Service, TokenRole::Agent, TokenRole::Supervisor];

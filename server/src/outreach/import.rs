@@ -7,8 +7,10 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ingest::{BatchReport, ingest_events, ingest_users};
-use crate::store::Store;
+use farsight_outreach::batch::BatchReport;
+use farsight_store::Store;
+
+use super::ingest::{ingest_events, ingest_users};
 
 /// Lines per chunk: big enough to amortise transactions, small enough to show progress.
 const CHUNK_LINES: usize = 5_000;

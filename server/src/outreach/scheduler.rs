@@ -3,18 +3,19 @@
 //! before the dialer is asked, so a crash leaves at most an `interrupted` call, never a
 //! second dial. `farsight serve` runs it on a timer; `farsight outreach run-once` once.
 
-use std::collections::HashMap;
-
+use farsight_outreach::calls::ClaimedCall;
+use farsight_outreach::dial::Outcome;
+use farsight_outreach::event::{Event, EventKind};
+use farsight_outreach::policy::{Policy, in_holdout};
+use farsight_outreach::scheduling::{
+    DIAL_BATCH, DialReport, PlanReport, PlanState, STALE_DIALING_MS, plan_calls, retry_at,
+    wait_for_window,
+};
 use farsight_sip::{self as sip, CallRequest, Disposition, Party, SipConfig, Transport};
-use jiff::tz::TimeZone;
-use serde::Serialize;
+use farsight_store::Store;
 
-use super::dial::Outcome;
-use super::event::{Event, EventKind};
-use super::policy::{Candidate, Policy, Skip, in_holdout};
 use super::service::{OutreachError, current_predictions};
 use super::webhook::WebhookDialer;
-use crate::store::{ClaimedCall, NewCall, Store};
 
 /// How calls leave Farsight.
 #[derive(Clone, Debug)]
@@ -137,26 +138,7 @@ impl Dialer {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct PlanReport {
-    pub planned: usize,
-    pub holdout_twins: usize,
-    pub skipped: HashMap<String, usize>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct DialReport {
-    pub dialled: usize,
-    pub outcomes: HashMap<String, usize>,
-    pub rescheduled: usize,
-    pub interrupted: u64,
-}
-
-/// Calls still `dialing` this long after their claim belong to a process that died.
-const STALE_DIALING_MS: i64 = 10 * 60_000;
-/// Most calls dialled per tick.
-const DIAL_BATCH: usize = 50;
-
+/// Plans calls for the current predictions and stores them (hold-out twins included).
 pub async fn plan(
     store: &Store,
     policy: &Policy,
@@ -179,80 +161,15 @@ pub async fn plan(
         })
         .await?;
     let history = store.call_history().await?;
-    let reasons: HashMap<(String, String), String> = predictions
-        .iter()
-        .map(|p| {
-            let text: Vec<&str> = p.reasons.iter().map(|r| r.text.as_str()).collect();
-            ((p.user.clone(), p.topic.clone()), text.join("; "))
-        })
-        .collect();
-    let candidates: Vec<Candidate> = predictions
-        .iter()
-        .filter_map(|p| {
-            let profile = profiles.get(&p.user)?;
-            let (last, open) = history
-                .get(&(p.user.clone(), p.topic.clone()))
-                .copied()
-                .unwrap_or((None, false));
-            Some(Candidate {
-                user: p.user.clone(),
-                topic: p.topic.clone(),
-                probability: p.probability,
-                tier: profile.tier,
-                tz: profile.tz.clone(),
-                phone: profile.phone.clone(),
-                consent: profile.consent,
-                do_not_call: profile.do_not_call,
-                holdout: groups.get(&p.user).copied().unwrap_or(false),
-                last_call_ms: last,
-                open_call: open,
-            })
-        })
-        .collect();
     let (used, planned_today) = store.planned_load(now_ms).await?;
-    let (plan, skipped) = policy.plan(candidates, now_ms, used, planned_today);
-
-    let mut report = PlanReport::default();
-    let mut rows: Vec<NewCall> = Vec::new();
-    let new_call = |c: &Candidate, priority: f64, due_at: i64, holdout: bool| NewCall {
-        reasons: reasons
-            .get(&(c.user.clone(), c.topic.clone()))
-            .cloned()
-            .unwrap_or_default(),
-        user: c.user.clone(),
-        topic: c.topic.clone(),
-        probability: c.probability,
-        priority,
-        holdout,
-        due_at,
+    let state = PlanState {
+        profiles,
+        groups,
+        history,
+        used,
+        planned_today,
     };
-    for p in &plan {
-        rows.push(new_call(&p.candidate, p.priority, p.at_ms, false));
-    }
-    report.planned = plan.len();
-    for (c, why) in &skipped {
-        *report.skipped.entry(format!("{why:?}")).or_default() += 1;
-        // A hold-out user who would otherwise have been called gets a twin row: the same
-        // selection, never dialled, so the report compares like with like.
-        let would_call = *why == Skip::Holdout
-            && policy
-                .eligible(
-                    &Candidate {
-                        holdout: false,
-                        ..c.clone()
-                    },
-                    now_ms,
-                )
-                .is_ok();
-        if would_call {
-            let due = TimeZone::get(&c.tz)
-                .ok()
-                .and_then(|tz| policy.next_window(&tz, now_ms))
-                .unwrap_or(now_ms);
-            rows.push(new_call(c, policy.priority(c), due, true));
-            report.holdout_twins += 1;
-        }
-    }
+    let (rows, report) = plan_calls(policy, &predictions, state, now_ms);
     store.insert_calls(&rows).await?;
     Ok(report)
 }
@@ -272,12 +189,7 @@ pub async fn dial_due(
         ..DialReport::default()
     };
     for call in store.claim_due_calls(now_ms, DIAL_BATCH, node).await? {
-        let tz = TimeZone::get(&call.tz).unwrap_or(TimeZone::UTC);
-        if !policy.in_window(&tz, now_ms) {
-            // Came due while the scheduler was down: wait for the window, uncounted.
-            let next = policy
-                .next_window(&tz, now_ms)
-                .unwrap_or(now_ms + 86_400_000);
+        if let Some(next) = wait_for_window(policy, &call.tz, now_ms) {
             store.reschedule(call.id, next).await?;
             report.rescheduled += 1;
             continue;
@@ -317,14 +229,7 @@ pub async fn record_outcome(
     outcome: &Outcome,
     now_ms: i64,
 ) -> Result<(), OutreachError> {
-    let retry_at = if outcome.retryable() {
-        let tz = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
-        policy
-            .retry_at(attempts.max(0) as u32, now_ms)
-            .and_then(|at| policy.next_window(&tz, at))
-    } else {
-        None
-    };
+    let retry_at = retry_at(policy, tz, attempts, outcome, now_ms);
     store
         .finish_attempt(id, outcome.state(), &outcome.detail(), retry_at)
         .await?;

@@ -11,8 +11,8 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::dial::Outcome;
-use crate::store::ClaimedCall;
+use farsight_outreach::calls::ClaimedCall;
+use farsight_outreach::dial::Outcome;
 
 #[derive(Clone, Debug)]
 pub struct WebhookDialer {

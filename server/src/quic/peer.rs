@@ -19,7 +19,7 @@ use crate::relay::forward::{Forwarding, forward_groups};
 use crate::relay::ingest::ingest_group;
 use crate::relay::session::CONTROL_QUEUE;
 use crate::relay::{Member, SessionHub};
-use crate::store::{SessionRecord, StoreError, TokenRecord, new_id};
+use farsight_store::{SessionRecord, StoreError, TokenRecord, new_id};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -3,64 +3,11 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use farsight_outreach::calls::{CallRecord, ClaimedCall, NewCall};
+use farsight_outreach::event::{Tier, UserProfile};
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError, new_id};
-
-/// States a call that will not be dialled again is left in.
-pub const FINAL_STATES: [&str; 7] = [
-    "answered",
-    "declined",
-    "not_found",
-    "failed",
-    "interrupted",
-    "exhausted",
-    "holdout",
-];
-
-/// A call to insert: a planned one, or a hold-out user's twin that is never dialled.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewCall {
-    pub user: String,
-    pub topic: String,
-    pub probability: f64,
-    pub priority: f64,
-    pub reasons: String,
-    pub holdout: bool,
-    pub due_at: i64,
-}
-
-/// A call claimed for dialling, with the Call-ID this attempt uses.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ClaimedCall {
-    pub id: i64,
-    pub user: String,
-    pub topic: String,
-    pub probability: f64,
-    pub reasons: String,
-    pub attempts: i64,
-    pub call_id: String,
-    pub phone: Option<String>,
-    pub tz: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CallRecord {
-    pub id: i64,
-    pub user: String,
-    pub topic: String,
-    pub probability: f64,
-    /// Why the call was planned, in words (the prediction's reasons).
-    pub reasons: String,
-    pub holdout: bool,
-    pub state: String,
-    pub attempts: i64,
-    pub due_at: i64,
-    pub first_dialed_at: Option<i64>,
-    pub call_id: Option<String>,
-    pub claimed_by: Option<String>,
-}
+use crate::{Backend, Store, StoreError, new_id};
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
@@ -135,9 +82,7 @@ impl Store {
     }
 
     /// Every user's contact profile, for the policy.
-    pub async fn user_profiles(
-        &self,
-    ) -> Result<HashMap<String, crate::outreach::event::UserProfile>, StoreError> {
+    pub async fn user_profiles(&self) -> Result<HashMap<String, UserProfile>, StoreError> {
         let rows = sqlx::query("SELECT id, tier, tz, phone, consent, do_not_call FROM users")
             .fetch_all(&self.pool)
             .await?;
@@ -147,9 +92,9 @@ impl Store {
                 let user: String = r.try_get("id")?;
                 Ok((
                     user.clone(),
-                    crate::outreach::event::UserProfile {
+                    UserProfile {
                         user,
-                        tier: crate::outreach::event::Tier::parse(&tier).unwrap_or_default(),
+                        tier: Tier::parse(&tier).unwrap_or_default(),
                         tz: r.try_get("tz")?,
                         phone: r.try_get("phone")?,
                         consent: r.try_get::<i64, _>("consent")? != 0,

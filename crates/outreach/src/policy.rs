@@ -15,7 +15,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::event::Tier;
+use crate::event::Tier;
 
 /// The `[outreach]` table of the configuration file, as written.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
