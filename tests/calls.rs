@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use farsight_outreach::calls::NewCall;
 use farsight_outreach::event::{Event, EventKind, Tier, UserProfile};
+use farsight_outreach::ids::{CallId, Millis};
 use farsight_outreach::policy::{Policy, PolicyConfig};
 use farsight_outreach::train::TrainConfig;
 use farsight_server::outreach::report;
@@ -142,7 +143,9 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
         .parse::<jiff::Timestamp>()
         .expect("time")
         .as_millisecond();
-    let report = scheduler::plan(&store, &policy, at).await.expect("plans");
+    let report = scheduler::plan(&store, &policy, Millis(at))
+        .await
+        .expect("plans");
     assert!(report.planned > 0 && report.holdout_twins > 0, "{report:?}");
 
     let profiles: HashMap<String, UserProfile> =
@@ -171,7 +174,9 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
         }
     }
     // A second pass plans nothing new for pairs already planned.
-    let again = scheduler::plan(&store, &policy, at).await.expect("plans");
+    let again = scheduler::plan(&store, &policy, Millis(at))
+        .await
+        .expect("plans");
     assert_eq!(again.planned, 0, "{again:?}");
 }
 
@@ -193,9 +198,15 @@ async fn webhook_is_signed_retried_and_its_dispositions_drive_retries() {
     let mut webhook = WebhookDialer::new(url, SECRET.into());
     webhook.backoff = std::time::Duration::from_millis(50);
     let policy = any_time_policy();
-    let report = scheduler::dial_due(store, &policy, &Dialer::Webhook(webhook), "n1", now())
-        .await
-        .expect("dials");
+    let report = scheduler::dial_due(
+        store,
+        &policy,
+        &Dialer::Webhook(webhook),
+        "n1",
+        Millis(now()),
+    )
+    .await
+    .expect("dials");
     assert_eq!(report.outcomes.get("placed"), Some(&1), "{report:?}");
     assert_eq!(
         receiver.calls.lock().expect("lock").len(),
@@ -212,7 +223,7 @@ async fn webhook_is_signed_retried_and_its_dispositions_drive_retries() {
         .await
         .expect("token");
     let client = reqwest::Client::new();
-    let dispose = |id: i64, d: &str, token: &str| {
+    let dispose = |id: CallId, d: &str, token: &str| {
         client
             .post(server.http(&format!("/v1/calls/{id}/disposition")))
             .bearer_auth(token)
@@ -264,7 +275,7 @@ async fn a_call_interrupted_by_a_crash_is_never_dialled_again() {
         .expect("call");
     // A scheduler claims the call (its Call-ID is stored) and dies before the outcome.
     let claimed = store
-        .claim_due_calls(now(), 10, "crashed")
+        .claim_due_calls(Millis(now()), 10, "crashed")
         .await
         .expect("claims");
     assert_eq!(claimed.len(), 1);
@@ -278,7 +289,7 @@ async fn a_call_interrupted_by_a_crash_is_never_dialled_again() {
     let (receiver, url) = receiver().await;
     let dialer = Dialer::Webhook(WebhookDialer::new(url, SECRET.into()));
     let later = now() + 11 * 60_000;
-    let report = scheduler::dial_due(&store, &any_time_policy(), &dialer, "n2", later)
+    let report = scheduler::dial_due(&store, &any_time_policy(), &dialer, "n2", Millis(later))
         .await
         .expect("dials");
     assert_eq!((report.dialled, report.interrupted), (0, 1));
@@ -394,11 +405,11 @@ async fn report_compares_called_users_with_their_holdout_twins() {
     store.ingest_events(&contacts).await.expect("contacts");
     let (receiver, url) = receiver().await;
     let dialer = Dialer::Webhook(WebhookDialer::new(url, SECRET.into()));
-    scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", t0)
+    scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", Millis(t0))
         .await
         .expect("dials");
     for _ in 0..3 {
-        scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", t0)
+        scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", Millis(t0))
             .await
             .expect("dials");
     }

@@ -347,9 +347,15 @@ async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
         trunk: customer.addr,
         domain: customer.addr.ip().to_string(),
     });
-    let report = scheduler::dial_due(&store, &policy, &dialer, "n1", now)
-        .await
-        .expect("dials");
+    let report = scheduler::dial_due(
+        &store,
+        &policy,
+        &dialer,
+        "n1",
+        farsight_outreach::ids::Millis(now),
+    )
+    .await
+    .expect("dials");
     assert_eq!(report.outcomes.get("answered"), Some(&1), "{report:?}");
     let call = store.calls().await.expect("calls").pop().expect("one call");
     assert_eq!((call.state.as_str(), call.attempts), ("answered", 1));

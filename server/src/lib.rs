@@ -117,12 +117,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let dialer = config
         .dialer
         .as_ref()
-        .map(|d| {
-            outreach::scheduler::Dialer::from_config(d)
-                .map(|dialer| (dialer, d.clone()))
-                .map_err(|e| anyhow::anyhow!("configuration: {e}"))
-        })
-        .transpose()?;
+        .map(|d| (outreach::scheduler::Dialer::from_config(d), d.clone()));
     let shared = Arc::new(Shared {
         policy: policy.clone(),
         store,
@@ -148,8 +143,9 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             shared.store.clone(),
             policy,
             dialer,
-            cfg.node.unwrap_or_else(outreach::scheduler::default_node),
-            Duration::from_secs(cfg.interval_seconds.max(1)),
+            cfg.node()
+                .map_or_else(outreach::scheduler::default_node, str::to_string),
+            cfg.interval(),
         ))
     });
     Ok(Running {

@@ -11,7 +11,7 @@ use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
 use farsight_outreach::simulate::{SimulateOptions, simulate};
 use farsight_outreach::train::TrainConfig;
 use farsight_protocol::{ControlMessage, Role, SessionId};
-use farsight_server::config::{ServeArgs, ServeConfig, StorageArgs};
+use farsight_server::config::{DialerConfig, ServeArgs, ServeConfig, StorageArgs};
 use farsight_server::outreach::import;
 use farsight_server::outreach::report as outreach_report;
 use farsight_server::outreach::scheduler::{self, Dialer};
@@ -591,10 +591,12 @@ async fn outreach_command(storage: &StorageArgs, cmd: OutreachCommand) -> anyhow
             #[derive(serde::Serialize)]
             struct Shown<'a> {
                 outreach: &'a farsight_outreach::policy::PolicyConfig,
-                dialer: Option<farsight_server::config::DialerConfig>,
+                dialer: Option<DialerConfig>,
             }
             let dialer = dialer.map(|mut d| {
-                d.secret = d.secret.map(|_| "***".into());
+                if let DialerConfig::Webhook { secret, .. } = &mut d {
+                    *secret = "***".into();
+                }
                 d
             });
             print!(
@@ -609,12 +611,12 @@ async fn outreach_command(storage: &StorageArgs, cmd: OutreachCommand) -> anyhow
             let Some(dialer_config) = dialer else {
                 bail!("no [dialer] in the configuration: nothing would be dialled");
             };
-            let dialer = Dialer::from_config(&dialer_config).map_err(|e| anyhow::anyhow!(e))?;
+            let dialer = Dialer::from_config(&dialer_config);
             let node = node
-                .or(dialer_config.node)
+                .or_else(|| dialer_config.node().map(str::to_string))
                 .unwrap_or_else(scheduler::default_node);
             let store = open_store(storage).await?;
-            let now = jiff::Timestamp::now().as_millisecond();
+            let now = farsight_outreach::ids::Millis::now();
             let (planned, dialled) =
                 scheduler::run_once(&store, &policy, &dialer, &node, now).await?;
             println!(

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::event::{RowError, split_rows};
+use crate::event::{BatchError, RowError, RowRejection, split_rows};
 
 /// What happened to a batch: counts and every rejected row with its reason.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -26,8 +26,8 @@ impl BatchReport {
 pub fn parse_rows<T>(
     body: &[u8],
     first_row: usize,
-    parse: impl Fn(serde_json::Value) -> Result<T, String>,
-) -> Result<(Vec<T>, Vec<RowError>), String> {
+    parse: impl Fn(serde_json::Value) -> Result<T, RowRejection>,
+) -> Result<(Vec<T>, Vec<RowError>), BatchError> {
     let mut good = Vec::new();
     let mut rejected = Vec::new();
     for (n, row) in split_rows(body)? {
@@ -36,7 +36,7 @@ pub fn parse_rows<T>(
             Ok(v) => good.push(v),
             Err(reason) => rejected.push(RowError {
                 row: row_number,
-                reason,
+                reason: reason.to_string(),
             }),
         }
     }

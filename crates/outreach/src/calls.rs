@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::ids::CallId;
+
 /// States a call that will not be dialled again is left in.
 pub const FINAL_STATES: [&str; 7] = [
     "answered",
@@ -30,7 +32,7 @@ pub struct NewCall {
 /// A call claimed for dialling, with the Call-ID this attempt uses.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClaimedCall {
-    pub id: i64,
+    pub id: CallId,
     pub user: String,
     pub topic: String,
     pub probability: f64,
@@ -43,7 +45,7 @@ pub struct ClaimedCall {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CallRecord {
-    pub id: i64,
+    pub id: CallId,
     pub user: String,
     pub topic: String,
     pub probability: f64,

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod dial;
 pub mod event;
 pub mod features;
+pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod predict;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::calls::NewCall;
 use crate::dial::Outcome;
 use crate::event::UserProfile;
+use crate::ids::Millis;
 use crate::policy::{Candidate, Policy, Skip};
 use crate::predict::Prediction;
 
@@ -30,7 +31,7 @@ pub struct DialReport {
 }
 
 /// Calls still `dialing` this long after their claim belong to a process that died.
-pub const STALE_DIALING_MS: i64 = 10 * 60_000;
+pub const STALE_DIALING: Millis = Millis(10 * 60_000);
 /// Most calls dialled per tick.
 pub const DIAL_BATCH: usize = 50;
 
@@ -53,8 +54,9 @@ pub fn plan_calls(
     policy: &Policy,
     predictions: &[Prediction],
     state: PlanState,
-    now_ms: i64,
+    now: Millis,
 ) -> (Vec<NewCall>, PlanReport) {
+    let now_ms = now.0;
     let reasons: HashMap<(String, String), String> = predictions
         .iter()
         .map(|p| {
@@ -134,16 +136,14 @@ pub fn plan_calls(
 
 /// `None` when a claimed call may be dialled now; otherwise when to try it instead. A call
 /// that came due while the scheduler was down waits for the user's window, uncounted.
-pub fn wait_for_window(policy: &Policy, tz: &str, now_ms: i64) -> Option<i64> {
+pub fn wait_for_window(policy: &Policy, tz: &str, now: Millis) -> Option<Millis> {
     let tz = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
-    if policy.in_window(&tz, now_ms) {
+    if policy.in_window(&tz, now.0) {
         return None;
     }
-    Some(
-        policy
-            .next_window(&tz, now_ms)
-            .unwrap_or(now_ms + 86_400_000),
-    )
+    Some(Millis(
+        policy.next_window(&tz, now.0).unwrap_or(now.0 + 86_400_000),
+    ))
 }
 
 /// When an attempt with this outcome is tried again: retryable ones come back after the
@@ -153,13 +153,14 @@ pub fn retry_at(
     tz: &str,
     attempts: i64,
     outcome: &Outcome,
-    now_ms: i64,
-) -> Option<i64> {
+    now: Millis,
+) -> Option<Millis> {
     if !outcome.retryable() {
         return None;
     }
     let tz = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
     policy
-        .retry_at(attempts.max(0) as u32, now_ms)
+        .retry_at(attempts.max(0) as u32, now.0)
         .and_then(|at| policy.next_window(&tz, at))
+        .map(Millis)
 }

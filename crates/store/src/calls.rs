@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use farsight_outreach::calls::{CallRecord, ClaimedCall, NewCall};
 use farsight_outreach::event::{Tier, UserProfile};
+use farsight_outreach::ids::{CallId, Millis};
 use sqlx::Row;
 
 use crate::{Backend, Store, StoreError, new_id};
@@ -68,14 +69,14 @@ impl Store {
 
     /// Puts a claimed call back, uncounted, to be dialled at `due_at` (it came due outside
     /// the window, after the scheduler was down).
-    pub async fn reschedule(&self, id: i64, due_at: i64) -> Result<(), StoreError> {
+    pub async fn reschedule(&self, id: CallId, due_at: Millis) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET state = 'retry', attempts = attempts - 1, due_at = $1, \
              updated_at = $2 WHERE id = $3 AND state = 'dialing'",
         )
-        .bind(due_at)
+        .bind(due_at.0)
         .bind(now_ms())
-        .bind(id)
+        .bind(id.0)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -109,8 +110,9 @@ impl Store {
     /// planned in the 24 hours before `now_ms` (the daily budget's count).
     pub async fn planned_load(
         &self,
-        now_ms: i64,
+        now: Millis,
     ) -> Result<(HashMap<(String, i64), u32>, usize), StoreError> {
+        let now_ms = now.0;
         let rows = sqlx::query(
             "SELECT topic, due_at, created_at FROM calls WHERE holdout = 0 \
              AND (state IN ('planned', 'retry') OR created_at > $1)",
@@ -163,10 +165,11 @@ impl Store {
     /// other's rows (`FOR UPDATE SKIP LOCKED`); SQLite serialises writers anyway.
     pub async fn claim_due_calls(
         &self,
-        now_ms: i64,
+        now: Millis,
         limit: usize,
         node: &str,
     ) -> Result<Vec<ClaimedCall>, StoreError> {
+        let now_ms = now.0;
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -210,7 +213,7 @@ impl Store {
                 None => (None, "UTC".to_string()),
             };
             claimed.push(ClaimedCall {
-                id,
+                id: CallId(id),
                 user,
                 topic: row.try_get("topic")?,
                 probability: row.try_get("probability")?,
@@ -228,13 +231,13 @@ impl Store {
     /// Records an attempt's outcome: a final state, or back to `retry` at `retry_at`.
     pub async fn finish_attempt(
         &self,
-        id: i64,
+        id: CallId,
         state: &str,
         disposition: &str,
-        retry_at: Option<i64>,
+        retry_at: Option<Millis>,
     ) -> Result<(), StoreError> {
         let (state, due) = match retry_at {
-            Some(at) => ("retry", Some(at)),
+            Some(at) => ("retry", Some(at.0)),
             None => (state, None),
         };
         sqlx::query(
@@ -245,7 +248,7 @@ impl Store {
         .bind(disposition)
         .bind(due)
         .bind(now_ms())
-        .bind(id)
+        .bind(id.0)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -253,20 +256,20 @@ impl Store {
 
     /// Calls left `dialing` by a process that stopped before recording the outcome: marked
     /// `interrupted` and never dialled again (a person may already have been called).
-    pub async fn interrupt_stale_calls(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+    pub async fn interrupt_stale_calls(&self, older_than: Millis) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE calls SET state = 'interrupted', updated_at = $1 \
              WHERE state = 'dialing' AND updated_at < $2",
         )
         .bind(now_ms())
-        .bind(older_than_ms)
+        .bind(older_than.0)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
     }
 
-    pub async fn call(&self, id: i64) -> Result<Option<CallRecord>, StoreError> {
-        Ok(self.calls_where("id = $1", Some(id)).await?.pop())
+    pub async fn call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError> {
+        Ok(self.calls_where("id = $1", Some(id.0)).await?.pop())
     }
 
     pub async fn calls(&self) -> Result<Vec<CallRecord>, StoreError> {
@@ -291,7 +294,7 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(CallRecord {
-                    id: r.try_get("id")?,
+                    id: CallId(r.try_get("id")?),
                     user: r.try_get("user_id")?,
                     topic: r.try_get("topic")?,
                     probability: r.try_get("probability")?,

@@ -14,13 +14,14 @@ use farsight_outreach::batch::BatchReport;
 use farsight_outreach::calls::CallRecord;
 use farsight_outreach::dial::Outcome;
 use farsight_outreach::event::{MAX_BATCH_BYTES, UserProfile, parse_profile};
+use farsight_outreach::ids::{CallId, Millis};
 use farsight_outreach::predict::Prediction;
 use farsight_outreach::report::Report;
 use farsight_store::{StoredModel, TokenRole};
 
 use super::{ApiError, authorize};
 use crate::Shared;
-use crate::outreach::ingest::{ingest_events, ingest_users};
+use crate::outreach::ingest::{IngestError, ingest_events, ingest_users};
 use crate::outreach::report;
 use crate::outreach::scheduler::record_outcome;
 use crate::outreach::service::{OutreachError, current_predictions};
@@ -46,9 +47,13 @@ pub fn routes() -> Router<Arc<Shared>> {
 
 /// 200 when any row was good (or the batch was empty), 422 when every row was rejected.
 fn batch_response(
-    report: Result<BatchReport, String>,
+    report: Result<BatchReport, IngestError>,
 ) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
-    let report = report.map_err(ApiError::BadRequest)?;
+    let report = match report {
+        Ok(report) => report,
+        Err(IngestError::Batch(e)) => return Err(ApiError::BadRequest(e.to_string())),
+        Err(IngestError::Store(e)) => return Err(e.into()),
+    };
     let status = if report.accepted + report.duplicates == 0 && !report.rejected.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -63,7 +68,7 @@ async fn post_events(
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
     authorize(&shared, &headers, SERVICE).await?;
-    let report = ingest_events(&shared.store, &body, 1).await?;
+    let report = ingest_events(&shared.store, &body, 1).await;
     if let Ok(r) = &report {
         let m = &shared.metrics;
         m.events_accepted.inc_by(r.accepted as u64);
@@ -79,7 +84,7 @@ async fn post_users(
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
     authorize(&shared, &headers, SERVICE).await?;
-    batch_response(ingest_users(&shared.store, &body, 1).await?)
+    batch_response(ingest_users(&shared.store, &body, 1).await)
 }
 
 async fn put_user(
@@ -92,7 +97,7 @@ async fn put_user(
     if let Some(obj) = body.as_object_mut() {
         obj.insert("user".into(), id.into());
     }
-    let profile = parse_profile(body).map_err(ApiError::BadRequest)?;
+    let profile = parse_profile(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     shared
         .store
         .upsert_users(std::slice::from_ref(&profile))
@@ -164,6 +169,7 @@ async fn post_disposition(
     Json(body): Json<DispositionBody>,
 ) -> Result<Json<CallRecord>, ApiError> {
     authorize(&shared, &headers, SERVICE).await?;
+    let id = CallId(id);
     let call = shared.store.call(id).await?.ok_or(ApiError::NotFound)?;
     if call.state != "placed" {
         return Err(ApiError::Conflict(format!(
@@ -180,7 +186,7 @@ async fn post_disposition(
         .await?
         .map(|u| u.tz)
         .unwrap_or_else(|| "UTC".into());
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = Millis::now();
     record_outcome(
         &shared.store,
         &shared.policy,

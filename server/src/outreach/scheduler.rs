@@ -6,9 +6,10 @@
 use farsight_outreach::calls::ClaimedCall;
 use farsight_outreach::dial::Outcome;
 use farsight_outreach::event::{Event, EventKind};
+use farsight_outreach::ids::{CallId, Millis};
 use farsight_outreach::policy::{Policy, in_holdout};
 use farsight_outreach::scheduling::{
-    DIAL_BATCH, DialReport, PlanReport, PlanState, STALE_DIALING_MS, plan_calls, retry_at,
+    DIAL_BATCH, DialReport, PlanReport, PlanState, STALE_DIALING, plan_calls, retry_at,
     wait_for_window,
 };
 use farsight_sip::{self as sip, CallRequest, Disposition, Party, SipConfig, Transport};
@@ -16,6 +17,7 @@ use farsight_store::Store;
 
 use super::service::{OutreachError, current_predictions};
 use super::webhook::WebhookDialer;
+use crate::config::{DialerConfig, SipTransport};
 
 /// How calls leave Farsight.
 #[derive(Clone, Debug)]
@@ -78,55 +80,46 @@ pub fn outcome_of(d: Disposition) -> Outcome {
 }
 
 impl Dialer {
-    pub fn from_config(config: &crate::config::DialerConfig) -> Result<Self, String> {
-        match config.kind.as_str() {
-            "webhook" => {
-                let url = config
-                    .url
-                    .clone()
-                    .ok_or("dialer.url is required for webhook")?;
-                let secret = config
-                    .secret
-                    .clone()
-                    .ok_or("dialer.secret is required for webhook")?;
-                Ok(Dialer::Webhook(WebhookDialer::new(url, secret)))
+    /// The dialer a `[dialer]` table describes; parsing has already checked its fields.
+    pub fn from_config(config: &DialerConfig) -> Self {
+        match config {
+            DialerConfig::Webhook { url, secret, .. } => {
+                Dialer::Webhook(WebhookDialer::new(url.clone(), secret.clone()))
             }
-            "sip" => {
-                let need = |name: &str| format!("dialer.{name} is required for sip");
-                let trunk = config.trunk.ok_or_else(|| need("trunk"))?;
-                let agent_addr = config.agent_addr.ok_or_else(|| need("agent_addr"))?;
-                let agent_uri = config.agent_uri.clone().ok_or_else(|| need("agent_uri"))?;
-                let transport = match config.transport.as_deref() {
-                    None | Some("udp") => Transport::Udp,
-                    Some("tcp") => Transport::Tcp,
-                    Some(other) => return Err(format!("dialer.transport {other:?} (udp or tcp)")),
-                };
+            DialerConfig::Sip {
+                trunk,
+                domain,
+                transport,
+                username,
+                password,
+                agent_uri,
+                agent_addr,
+                no_answer_seconds,
+                ..
+            } => {
                 let mut sip_config = SipConfig {
-                    transport,
-                    username: config.username.clone(),
-                    password: config.password.clone(),
+                    transport: match transport {
+                        None | Some(SipTransport::Udp) => Transport::Udp,
+                        Some(SipTransport::Tcp) => Transport::Tcp,
+                    },
+                    username: username.clone(),
+                    password: password.clone(),
                     ..SipConfig::default()
                 };
-                if let Some(s) = config.no_answer_seconds {
-                    sip_config.no_answer = std::time::Duration::from_secs(s);
+                if let Some(s) = no_answer_seconds {
+                    sip_config.no_answer = std::time::Duration::from_secs(*s);
                 }
-                Ok(Dialer::Sip(SipDialer {
+                Dialer::Sip(SipDialer {
                     config: sip_config,
                     agent: Party {
-                        uri: agent_uri,
-                        addr: agent_addr,
+                        uri: agent_uri.clone(),
+                        addr: *agent_addr,
                         display: "Farsight outreach".into(),
                     },
-                    trunk,
-                    domain: config
-                        .domain
-                        .clone()
-                        .unwrap_or_else(|| trunk.ip().to_string()),
-                }))
+                    trunk: *trunk,
+                    domain: domain.clone().unwrap_or_else(|| trunk.ip().to_string()),
+                })
             }
-            other => Err(format!(
-                "dialer.kind {other:?} is not supported (webhook or sip)"
-            )),
         }
     }
 
@@ -142,7 +135,7 @@ impl Dialer {
 pub async fn plan(
     store: &Store,
     policy: &Policy,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<PlanReport, OutreachError> {
     let predictions = match current_predictions(store, usize::MAX, None).await {
         Ok(p) => p,
@@ -161,7 +154,7 @@ pub async fn plan(
         })
         .await?;
     let history = store.call_history().await?;
-    let (used, planned_today) = store.planned_load(now_ms).await?;
+    let (used, planned_today) = store.planned_load(now).await?;
     let state = PlanState {
         profiles,
         groups,
@@ -169,7 +162,7 @@ pub async fn plan(
         used,
         planned_today,
     };
-    let (rows, report) = plan_calls(policy, &predictions, state, now_ms);
+    let (rows, report) = plan_calls(policy, &predictions, state, now);
     store.insert_calls(&rows).await?;
     Ok(report)
 }
@@ -180,21 +173,21 @@ pub async fn dial_due(
     policy: &Policy,
     dialer: &Dialer,
     node: &str,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<DialReport, OutreachError> {
     let mut report = DialReport {
         interrupted: store
-            .interrupt_stale_calls(now_ms - STALE_DIALING_MS)
+            .interrupt_stale_calls(Millis(now.0 - STALE_DIALING.0))
             .await?,
         ..DialReport::default()
     };
-    for call in store.claim_due_calls(now_ms, DIAL_BATCH, node).await? {
-        if let Some(next) = wait_for_window(policy, &call.tz, now_ms) {
+    for call in store.claim_due_calls(now, DIAL_BATCH, node).await? {
+        if let Some(next) = wait_for_window(policy, &call.tz, now) {
             store.reschedule(call.id, next).await?;
             report.rescheduled += 1;
             continue;
         }
-        tracing::info!(call = call.id, call_id = %call.call_id, user = %call.user, topic = %call.topic, "dialling");
+        tracing::info!(call = call.id.0, call_id = %call.call_id, user = %call.user, topic = %call.topic, "dialling");
         let outcome = dialer.dial(&call).await;
         record_outcome(
             store,
@@ -203,7 +196,7 @@ pub async fn dial_due(
             &call.tz,
             call.attempts,
             &outcome,
-            now_ms,
+            now,
         )
         .await?;
         if matches!(outcome, Outcome::Answered | Outcome::Placed) {
@@ -223,13 +216,13 @@ pub async fn dial_due(
 pub async fn record_outcome(
     store: &Store,
     policy: &Policy,
-    id: i64,
+    id: CallId,
     tz: &str,
     attempts: i64,
     outcome: &Outcome,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<(), OutreachError> {
-    let retry_at = retry_at(policy, tz, attempts, outcome, now_ms);
+    let retry_at = retry_at(policy, tz, attempts, outcome, now);
     store
         .finish_attempt(id, outcome.state(), &outcome.detail(), retry_at)
         .await?;
@@ -256,10 +249,10 @@ pub async fn run_once(
     policy: &Policy,
     dialer: &Dialer,
     node: &str,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<(PlanReport, DialReport), OutreachError> {
-    let planned = plan(store, policy, now_ms).await?;
-    let dialled = dial_due(store, policy, dialer, node, now_ms).await?;
+    let planned = plan(store, policy, now).await?;
+    let dialled = dial_due(store, policy, dialer, node, now).await?;
     Ok((planned, dialled))
 }
 
@@ -275,7 +268,7 @@ pub async fn run_forever(
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = Millis::now();
         match plan(&store, &policy, now).await {
             Ok(p) => tracing::info!(
                 planned = p.planned,
