@@ -153,7 +153,7 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
     let calls = store.calls().await.expect("calls");
     let groups = store.holdout_groups(&[], |_| false).await.expect("groups");
     for call in &calls {
-        let p = &profiles[&call.user];
+        let p = &profiles[call.user.as_str()];
         let tz = TimeZone::get(&p.tz).expect("zone");
         assert!(
             policy.in_window(&tz, call.due_at),
@@ -163,9 +163,12 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
         );
         if call.holdout {
             assert_eq!(call.state, "holdout");
-            assert!(groups[&call.user], "twins only for hold-out users");
+            assert!(groups[call.user.as_str()], "twins only for hold-out users");
         } else {
-            assert!(!groups[&call.user], "no hold-out user is planned a call");
+            assert!(
+                !groups[call.user.as_str()],
+                "no hold-out user is planned a call"
+            );
             assert!(
                 p.consent && !p.do_not_call && p.phone.is_some(),
                 "{} may not be called",

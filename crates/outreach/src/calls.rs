@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::ids::CallId;
+use crate::ids::{CallId, Topic, UserId};
 
 /// States a call that will not be dialled again is left in.
 pub const FINAL_STATES: [&str; 7] = [
@@ -20,8 +20,8 @@ pub const FINAL_STATES: [&str; 7] = [
 /// A call to insert: a planned one, or a hold-out user's twin that is never dialled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewCall {
-    pub user: String,
-    pub topic: String,
+    pub user: UserId,
+    pub topic: Topic,
     pub probability: f64,
     pub priority: f64,
     pub reasons: String,
@@ -33,8 +33,8 @@ pub struct NewCall {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClaimedCall {
     pub id: CallId,
-    pub user: String,
-    pub topic: String,
+    pub user: UserId,
+    pub topic: Topic,
     pub probability: f64,
     pub reasons: String,
     pub attempts: i64,
@@ -46,8 +46,8 @@ pub struct ClaimedCall {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CallRecord {
     pub id: CallId,
-    pub user: String,
-    pub topic: String,
+    pub user: UserId,
+    pub topic: Topic,
     pub probability: f64,
     /// Why the call was planned, in words (the prediction's reasons).
     pub reasons: String,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::calls::CallRecord;
+use crate::ids::{Topic, UserId};
 
 const HORIZON_MS: i64 = 14 * 86_400_000;
 
@@ -50,7 +51,7 @@ pub fn reduction(called: (usize, usize), holdout: (usize, usize)) -> Option<(f64
 
 fn arm<'a>(
     calls: impl Iterator<Item = (&'a CallRecord, i64)>,
-    contacts: &HashMap<(String, String), Vec<i64>>,
+    contacts: &HashMap<(UserId, Topic), Vec<i64>>,
     now_ms: i64,
 ) -> Arm {
     let mut out = Arm::default();
@@ -76,7 +77,7 @@ fn arm<'a>(
 /// record and each (user, topic)'s inbound support contact times.
 pub fn build(
     calls: &[CallRecord],
-    contacts: &HashMap<(String, String), Vec<i64>>,
+    contacts: &HashMap<(UserId, Topic), Vec<i64>>,
     now_ms: i64,
 ) -> Report {
     let mut r = Report::default();

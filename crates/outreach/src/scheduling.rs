@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::calls::NewCall;
 use crate::dial::Outcome;
 use crate::event::UserProfile;
-use crate::ids::Millis;
+use crate::ids::{Millis, Topic, UserId};
 use crate::policy::{Candidate, Policy, Skip};
 use crate::predict::Prediction;
 
@@ -97,8 +97,8 @@ pub fn plan_calls(
             .get(&(c.user.clone(), c.topic.clone()))
             .cloned()
             .unwrap_or_default(),
-        user: c.user.clone(),
-        topic: c.topic.clone(),
+        user: UserId(c.user.clone()),
+        topic: Topic(c.topic.clone()),
         probability: c.probability,
         priority,
         holdout,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use farsight_outreach::calls::{CallRecord, ClaimedCall, NewCall};
 use farsight_outreach::event::{Tier, UserProfile};
-use farsight_outreach::ids::{CallId, Millis};
+use farsight_outreach::ids::{CallId, Millis, Topic, UserId};
 use sqlx::Row;
 
 use crate::{Backend, Store, StoreError, new_id};
@@ -144,8 +144,8 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
             )
             .bind(new_id())
-            .bind(&c.user)
-            .bind(&c.topic)
+            .bind(c.user.as_str())
+            .bind(c.topic.as_str())
             .bind(c.probability)
             .bind(c.priority)
             .bind(&c.reasons)
@@ -203,9 +203,9 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else { continue };
-            let user: String = row.try_get("user_id")?;
+            let user = UserId(row.try_get("user_id")?);
             let contact = sqlx::query("SELECT phone, tz FROM users WHERE id = $1")
-                .bind(&user)
+                .bind(user.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
             let (phone, tz) = match contact {
@@ -215,7 +215,7 @@ impl Store {
             claimed.push(ClaimedCall {
                 id: CallId(id),
                 user,
-                topic: row.try_get("topic")?,
+                topic: Topic(row.try_get("topic")?),
                 probability: row.try_get("probability")?,
                 reasons: row.try_get("reasons")?,
                 attempts: row.try_get("attempts")?,
@@ -295,8 +295,8 @@ impl Store {
             .map(|r| {
                 Ok(CallRecord {
                     id: CallId(r.try_get("id")?),
-                    user: r.try_get("user_id")?,
-                    topic: r.try_get("topic")?,
+                    user: UserId(r.try_get("user_id")?),
+                    topic: Topic(r.try_get("topic")?),
                     probability: r.try_get("probability")?,
                     reasons: r.try_get("reasons")?,
                     holdout: r.try_get::<i64, _>("holdout")? != 0,
@@ -312,17 +312,15 @@ impl Store {
     }
 
     /// Support contacts per (user, topic), in time order: the report's outcome.
-    pub async fn support_contacts(
-        &self,
-    ) -> Result<HashMap<(String, String), Vec<i64>>, StoreError> {
+    pub async fn support_contacts(&self) -> Result<HashMap<(UserId, Topic), Vec<i64>>, StoreError> {
         let rows = sqlx::query(
             "SELECT user_id, topic, ts FROM events WHERE kind = 'support_contact' ORDER BY ts",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut out: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        let mut out: HashMap<(UserId, Topic), Vec<i64>> = HashMap::new();
         for r in rows {
-            out.entry((r.try_get("user_id")?, r.try_get("topic")?))
+            out.entry((UserId(r.try_get("user_id")?), Topic(r.try_get("topic")?)))
                 .or_default()
                 .push(r.try_get("ts")?);
         }

@@ -182,7 +182,7 @@ async fn post_disposition(
     }
     let tz = shared
         .store
-        .user(&call.user)
+        .user(call.user.as_str())
         .await?
         .map(|u| u.tz)
         .unwrap_or_else(|| "UTC".into());

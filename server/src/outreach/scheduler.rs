@@ -46,7 +46,7 @@ impl SipDialer {
             customer: Party {
                 uri: format!("sip:{phone}@{}", self.domain),
                 addr: self.trunk,
-                display: call.user.clone(),
+                display: call.user.to_string(),
             },
             reason: format!(
                 "{} ({:.0}%): {}",
@@ -233,10 +233,10 @@ pub async fn record_outcome(
 async fn record_call_event(store: &Store, call: &ClaimedCall) -> Result<(), OutreachError> {
     let event = Event {
         id: format!("call-{}", call.call_id),
-        user: call.user.clone(),
+        user: call.user.to_string(),
         ts: jiff::Timestamp::now().as_millisecond(),
         kind: EventKind::OutreachCall,
-        topic: call.topic.clone(),
+        topic: call.topic.to_string(),
         attrs: Default::default(),
     };
     store.ingest_events(&[event]).await?;

@@ -66,9 +66,9 @@ impl WebhookDialer {
         let body = serde_json::to_vec(&CallPayload {
             call: call.id,
             call_id: &call.call_id,
-            user: &call.user,
+            user: call.user.as_str(),
             phone: call.phone.as_deref(),
-            topic: &call.topic,
+            topic: call.topic.as_str(),
             probability: call.probability,
             reasons: &call.reasons,
             attempt: call.attempts,
