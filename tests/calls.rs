@@ -418,7 +418,7 @@ async fn report_compares_called_users_with_their_holdout_twins() {
     }
     assert_eq!(receiver.calls.lock().expect("lock").len(), 200);
 
-    let r = report::build(&store, now()).await.expect("report");
+    let r = report::build(&store, Millis(now())).await.expect("report");
     assert_eq!((r.called.pairs, r.called.contacted), (200, 20));
     assert_eq!((r.holdout.pairs, r.holdout.contacted), (200, 40));
     assert!((r.reduction.expect("defined") - 0.5).abs() < 1e-9);

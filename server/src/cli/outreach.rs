@@ -106,15 +106,14 @@ async fn print_report(
     json: bool,
 ) -> anyhow::Result<()> {
     let store = open_store(storage).await?;
-    let now = jiff::Timestamp::now().as_millisecond();
-    let report = report::build(&store, now).await?;
+    let report = report::build(&store, Millis::now()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", farsight_outreach::report::render(&report));
     }
     if let Some(path) = png {
-        report::chart(&report, &path).map_err(|e| anyhow::anyhow!(e))?;
+        report::chart(&report, &path)?;
         eprintln!("chart written to {}", path.display());
     }
     Ok(())

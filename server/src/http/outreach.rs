@@ -208,8 +208,7 @@ async fn get_report(
     headers: HeaderMap,
 ) -> Result<Json<Report>, ApiError> {
     authorize(&shared, &headers, READERS).await?;
-    let now = jiff::Timestamp::now().as_millisecond();
-    Ok(Json(report::build(&shared.store, now).await?))
+    Ok(Json(report::build(&shared.store, Millis::now()).await?))
 }
 
 /// The report's chart: called users against the hold-out, with 95% intervals.
@@ -219,11 +218,10 @@ async fn get_report_chart(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     authorize(&shared, &headers, READERS).await?;
-    let now = jiff::Timestamp::now().as_millisecond();
-    let report = report::build(&shared.store, now).await?;
+    let report = report::build(&shared.store, Millis::now()).await?;
     let png = tokio::task::spawn_blocking(move || report::chart_png(&report))
         .await
         .map_err(|e| ApiError::Internal(format!("chart: {e}")))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response())
 }

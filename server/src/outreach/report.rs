@@ -1,42 +1,63 @@
 //! The outreach report read from the store, and its chart: the figures come from
 //! [`farsight_outreach::report`], the drawing (plotters, a system font, a PNG file) lives here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use farsight_outreach::ids::Millis;
 use farsight_outreach::report::{Report, wilson};
 use farsight_store::{Store, StoreError};
 
-/// The report as of `now_ms` (follow-up windows must have ended to count).
-pub async fn build(store: &Store, now_ms: i64) -> Result<Report, StoreError> {
+/// Why the chart could not be drawn. The messages carry their cause in the text (no error
+/// source), so the command line prints them exactly as one line.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("chart font (install fonts-dejavu-core): {0}")]
+    FontMissing(Arc<std::io::Error>),
+    #[error("chart font could not be loaded")]
+    FontRejected,
+    #[error("temporary directory: {0}")]
+    TempDir(Arc<std::io::Error>),
+    #[error("reading {}: {source_text}", path.display())]
+    Read { path: PathBuf, source_text: String },
+    #[error("drawing {}: {reason}", path.display())]
+    Draw { path: PathBuf, reason: String },
+}
+
+/// The report as of `now` (follow-up windows must have ended to count).
+pub async fn build(store: &Store, now: Millis) -> Result<Report, StoreError> {
     let calls = store.calls().await?;
     let contacts = store.support_contacts().await?;
-    Ok(farsight_outreach::report::build(&calls, &contacts, now_ms))
+    Ok(farsight_outreach::report::build(&calls, &contacts, now.0))
 }
 
 /// Registers the chart font with plotters, once per process (plotters keeps it for ever).
-fn register_font() -> Result<(), String> {
-    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+fn register_font() -> Result<(), ChartError> {
+    static REGISTERED: std::sync::OnceLock<Result<(), ChartError>> = std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
             let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-                .map_err(|e| format!("chart font (install fonts-dejavu-core): {e}"))?;
+                .map_err(|e| ChartError::FontMissing(Arc::new(e)))?;
             let font: &'static [u8] = Box::leak(font.into_boxed_slice());
             plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, font)
-                .map_err(|_| "chart font could not be loaded".to_string())
+                .map_err(|_| ChartError::FontRejected)
         })
         .clone()
 }
 
 /// The chart as PNG bytes, for the HTTP API.
-pub fn chart_png(r: &Report) -> Result<Vec<u8>, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+pub fn chart_png(r: &Report) -> Result<Vec<u8>, ChartError> {
+    let dir = tempfile::tempdir().map_err(|e| ChartError::TempDir(Arc::new(e)))?;
     let path = dir.path().join("report.png");
     chart(r, &path)?;
-    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+    std::fs::read(&path).map_err(|e| ChartError::Read {
+        source_text: e.to_string(),
+        path,
+    })
 }
 
 /// Draws the two arms' contact rates with their 95% intervals as a PNG.
-pub fn chart(r: &Report, path: &Path) -> Result<(), String> {
+pub fn chart(r: &Report, path: &Path) -> Result<(), ChartError> {
     use plotters::prelude::*;
     register_font()?;
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
@@ -92,5 +113,8 @@ pub fn chart(r: &Report, path: &Path) -> Result<(), String> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| format!("drawing {}: {e}", path.display()))
+    draw().map_err(|e| ChartError::Draw {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
