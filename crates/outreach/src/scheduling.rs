@@ -31,7 +31,7 @@ pub struct DialReport {
 }
 
 /// Calls still `dialing` this long after their claim belong to a process that died.
-pub const STALE_DIALING: Millis = Millis(10 * 60_000);
+pub const STALE_DIALING_MS: i64 = 10 * 60_000;
 /// Most calls dialled per tick.
 pub const DIAL_BATCH: usize = 50;
 
@@ -163,4 +163,83 @@ pub fn retry_at(
         .retry_at(attempts.max(0) as u32, now.0)
         .and_then(|at| policy.next_window(&tz, at))
         .map(Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyConfig;
+
+    /// 2026-11-21 12:00 UTC, a Saturday.
+    const SATURDAY_NOON: Millis = Millis(1_795_262_400_000);
+    const HOUR: i64 = 3_600_000;
+
+    fn at(civil: &str) -> Millis {
+        let ts = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", civil)
+            .expect("civil time")
+            .to_zoned(TimeZone::UTC)
+            .expect("zoned")
+            .timestamp();
+        Millis(ts.as_millisecond())
+    }
+
+    #[test]
+    fn a_due_call_waits_for_the_users_window_and_goes_at_once_inside_it() {
+        let policy = PolicyConfig::default().validate().expect("policy");
+        assert_eq!(SATURDAY_NOON, at("2026-11-21 12:00"));
+        assert_eq!(
+            wait_for_window(&policy, "UTC", SATURDAY_NOON),
+            Some(at("2026-11-23 09:00")),
+            "Saturday waits for Monday 09:00"
+        );
+        assert_eq!(
+            wait_for_window(&policy, "UTC", at("2026-11-23 10:00")),
+            None
+        );
+        // An unknown zone is read as UTC rather than blocking the call for ever.
+        assert_eq!(
+            wait_for_window(&policy, "Mars/Olympus", at("2026-11-23 10:00")),
+            None
+        );
+    }
+
+    #[test]
+    fn only_retryable_outcomes_come_back_inside_the_window_while_attempts_remain() {
+        let policy = PolicyConfig::default().validate().expect("policy");
+        let monday_ten = at("2026-11-23 10:00");
+        assert_eq!(
+            retry_at(&policy, "UTC", 1, &Outcome::Busy, monday_ten),
+            Some(Millis(monday_ten.0 + HOUR)),
+            "first back-off is an hour"
+        );
+        assert_eq!(
+            retry_at(
+                &policy,
+                "UTC",
+                2,
+                &Outcome::NoAnswer,
+                at("2026-11-23 17:00")
+            ),
+            Some(at("2026-11-24 09:00")),
+            "a back-off past the window's end moves to the next morning"
+        );
+        assert_eq!(
+            retry_at(&policy, "UTC", 3, &Outcome::Busy, monday_ten),
+            None
+        );
+        assert_eq!(
+            retry_at(&policy, "UTC", 1, &Outcome::Declined, monday_ten),
+            None
+        );
+        assert_eq!(
+            retry_at(
+                &policy,
+                "UTC",
+                1,
+                &Outcome::Failed("403".into()),
+                monday_ten
+            ),
+            None
+        );
+    }
 }

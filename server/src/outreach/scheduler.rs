@@ -9,7 +9,7 @@ use farsight_outreach::event::{Event, EventKind};
 use farsight_outreach::ids::{CallId, Millis};
 use farsight_outreach::policy::{Policy, in_holdout};
 use farsight_outreach::scheduling::{
-    DIAL_BATCH, DialReport, PlanReport, PlanState, STALE_DIALING, plan_calls, retry_at,
+    DIAL_BATCH, DialReport, PlanReport, PlanState, STALE_DIALING_MS, plan_calls, retry_at,
     wait_for_window,
 };
 use farsight_sip::{self as sip, CallRequest, Disposition, Party, SipConfig, Transport};
@@ -177,7 +177,7 @@ pub async fn dial_due(
 ) -> Result<DialReport, OutreachError> {
     let mut report = DialReport {
         interrupted: store
-            .interrupt_stale_calls(Millis(now.0 - STALE_DIALING.0))
+            .interrupt_stale_calls(Millis(now.0 - STALE_DIALING_MS))
             .await?,
         ..DialReport::default()
     };
