@@ -14,14 +14,16 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use farsight_server::outreach::event::{Event, EventKind, Tier, UserProfile};
-use farsight_server::outreach::policy::{Policy, PolicyConfig};
+use farsight_outreach::calls::NewCall;
+use farsight_outreach::event::{Event, EventKind, Tier, UserProfile};
+use farsight_outreach::ids::{CallId, Millis};
+use farsight_outreach::policy::{Policy, PolicyConfig};
+use farsight_outreach::train::TrainConfig;
 use farsight_server::outreach::report;
 use farsight_server::outreach::scheduler::{self, Dialer};
 use farsight_server::outreach::service::train_from_store;
-use farsight_server::outreach::train::TrainConfig;
 use farsight_server::outreach::webhook::{WebhookDialer, signature};
-use farsight_server::store::{NewCall, Store};
+use farsight_store::Store;
 use jiff::tz::TimeZone;
 
 const DAY: i64 = 86_400_000;
@@ -141,7 +143,9 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
         .parse::<jiff::Timestamp>()
         .expect("time")
         .as_millisecond();
-    let report = scheduler::plan(&store, &policy, at).await.expect("plans");
+    let report = scheduler::plan(&store, &policy, Millis(at))
+        .await
+        .expect("plans");
     assert!(report.planned > 0 && report.holdout_twins > 0, "{report:?}");
 
     let profiles: HashMap<String, UserProfile> =
@@ -149,7 +153,7 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
     let calls = store.calls().await.expect("calls");
     let groups = store.holdout_groups(&[], |_| false).await.expect("groups");
     for call in &calls {
-        let p = &profiles[&call.user];
+        let p = &profiles[call.user.as_str()];
         let tz = TimeZone::get(&p.tz).expect("zone");
         assert!(
             policy.in_window(&tz, call.due_at),
@@ -159,9 +163,12 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
         );
         if call.holdout {
             assert_eq!(call.state, "holdout");
-            assert!(groups[&call.user], "twins only for hold-out users");
+            assert!(groups[call.user.as_str()], "twins only for hold-out users");
         } else {
-            assert!(!groups[&call.user], "no hold-out user is planned a call");
+            assert!(
+                !groups[call.user.as_str()],
+                "no hold-out user is planned a call"
+            );
             assert!(
                 p.consent && !p.do_not_call && p.phone.is_some(),
                 "{} may not be called",
@@ -170,7 +177,9 @@ async fn planned_calls_respect_window_consent_do_not_call_and_holdout() {
         }
     }
     // A second pass plans nothing new for pairs already planned.
-    let again = scheduler::plan(&store, &policy, at).await.expect("plans");
+    let again = scheduler::plan(&store, &policy, Millis(at))
+        .await
+        .expect("plans");
     assert_eq!(again.planned, 0, "{again:?}");
 }
 
@@ -192,9 +201,15 @@ async fn webhook_is_signed_retried_and_its_dispositions_drive_retries() {
     let mut webhook = WebhookDialer::new(url, SECRET.into());
     webhook.backoff = std::time::Duration::from_millis(50);
     let policy = any_time_policy();
-    let report = scheduler::dial_due(store, &policy, &Dialer::Webhook(webhook), "n1", now())
-        .await
-        .expect("dials");
+    let report = scheduler::dial_due(
+        store,
+        &policy,
+        &Dialer::Webhook(webhook),
+        "n1",
+        Millis(now()),
+    )
+    .await
+    .expect("dials");
     assert_eq!(report.outcomes.get("placed"), Some(&1), "{report:?}");
     assert_eq!(
         receiver.calls.lock().expect("lock").len(),
@@ -207,11 +222,11 @@ async fn webhook_is_signed_retried_and_its_dispositions_drive_retries() {
     // The platform reports busy: the call is retried later; then answered.
     let token = server.token(farsight_protocol::Role::Agent, "x").await;
     let (_, service) = store
-        .create_token(farsight_server::store::TokenRole::Service, "cc")
+        .create_token(farsight_store::TokenRole::Service, "cc")
         .await
         .expect("token");
     let client = reqwest::Client::new();
-    let dispose = |id: i64, d: &str, token: &str| {
+    let dispose = |id: CallId, d: &str, token: &str| {
         client
             .post(server.http(&format!("/v1/calls/{id}/disposition")))
             .bearer_auth(token)
@@ -263,7 +278,7 @@ async fn a_call_interrupted_by_a_crash_is_never_dialled_again() {
         .expect("call");
     // A scheduler claims the call (its Call-ID is stored) and dies before the outcome.
     let claimed = store
-        .claim_due_calls(now(), 10, "crashed")
+        .claim_due_calls(Millis(now()), 10, "crashed")
         .await
         .expect("claims");
     assert_eq!(claimed.len(), 1);
@@ -277,7 +292,7 @@ async fn a_call_interrupted_by_a_crash_is_never_dialled_again() {
     let (receiver, url) = receiver().await;
     let dialer = Dialer::Webhook(WebhookDialer::new(url, SECRET.into()));
     let later = now() + 11 * 60_000;
-    let report = scheduler::dial_due(&store, &any_time_policy(), &dialer, "n2", later)
+    let report = scheduler::dial_due(&store, &any_time_policy(), &dialer, "n2", Millis(later))
         .await
         .expect("dials");
     assert_eq!((report.dialled, report.interrupted), (0, 1));
@@ -393,23 +408,23 @@ async fn report_compares_called_users_with_their_holdout_twins() {
     store.ingest_events(&contacts).await.expect("contacts");
     let (receiver, url) = receiver().await;
     let dialer = Dialer::Webhook(WebhookDialer::new(url, SECRET.into()));
-    scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", t0)
+    scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", Millis(t0))
         .await
         .expect("dials");
     for _ in 0..3 {
-        scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", t0)
+        scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", Millis(t0))
             .await
             .expect("dials");
     }
     assert_eq!(receiver.calls.lock().expect("lock").len(), 200);
 
-    let r = report::build(&store, now()).await.expect("report");
+    let r = report::build(&store, Millis(now())).await.expect("report");
     assert_eq!((r.called.pairs, r.called.contacted), (200, 20));
     assert_eq!((r.holdout.pairs, r.holdout.contacted), (200, 40));
     assert!((r.reduction.expect("defined") - 0.5).abs() < 1e-9);
     let (lo, hi) = r.reduction_ci.expect("interval");
     assert!(lo < 0.5 && 0.5 < hi && lo > 0.0, "({lo}, {hi})");
-    assert!(report::render(&r).contains("reduction 50.0%"));
+    assert!(farsight_outreach::report::render(&r).contains("reduction 50.0%"));
     let png = dir.path().join("report.png");
     report::chart(&r, &png).expect("chart");
     let bytes = std::fs::read(&png).expect("png");

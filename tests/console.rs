@@ -309,10 +309,10 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
 /// its calls are the API's, and the effect chart loads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
-    use farsight_server::outreach::policy::PolicyConfig;
+    use farsight_outreach::policy::PolicyConfig;
+    use farsight_outreach::train::TrainConfig;
     use farsight_server::outreach::scheduler;
     use farsight_server::outreach::service::{current_predictions, train_from_store};
-    use farsight_server::outreach::train::TrainConfig;
 
     let server = TestServer::start().await;
     let store = &server.running.shared.store;
@@ -326,7 +326,9 @@ async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
         .expect("events")
         .expect("some");
     let policy = PolicyConfig::default().validate().expect("policy");
-    scheduler::plan(store, &policy, now).await.expect("plans");
+    scheduler::plan(store, &policy, farsight_outreach::ids::Millis(now))
+        .await
+        .expect("plans");
     let calls = store.calls().await.expect("calls");
     assert!(!calls.is_empty(), "the scheduler planned calls");
     let top = current_predictions(store, 1, None).await.expect("scores");

@@ -9,13 +9,13 @@ mod postgres;
 
 use std::collections::HashMap;
 
+use farsight_outreach::event::{Event, EventKind, Tier};
+use farsight_outreach::features::{Signal, TopicState};
+use farsight_outreach::train::TrainConfig;
 use farsight_protocol::Role;
 use farsight_server::ServeConfig;
-use farsight_server::outreach::event::{Event, EventKind, Tier};
-use farsight_server::outreach::features::{Signal, TopicState};
 use farsight_server::outreach::service::{current_predictions, train_from_store};
-use farsight_server::outreach::train::TrainConfig;
-use farsight_server::store::TokenRole;
+use farsight_store::TokenRole;
 use postgres::PgCluster;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

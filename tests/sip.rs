@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use farsight_server::sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
+use farsight_sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
 use sipp::{Phone, free_port};
 
 /// What the agent's phone must be told about a call: whom (From) and why (X-Farsight-Reason),
@@ -319,7 +319,7 @@ async fn unreachable_agent_over_tcp_is_agent_unavailable() {
 /// call is joined, and the call record ends `answered` with its Call-ID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
-    use farsight_server::outreach::policy::PolicyConfig;
+    use farsight_outreach::policy::PolicyConfig;
     use farsight_server::outreach::scheduler::{self, Dialer, SipDialer};
 
     let agent = agent_phone(Transport::Udp, U1);
@@ -347,9 +347,15 @@ async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
         trunk: customer.addr,
         domain: customer.addr.ip().to_string(),
     });
-    let report = scheduler::dial_due(&store, &policy, &dialer, "n1", now)
-        .await
-        .expect("dials");
+    let report = scheduler::dial_due(
+        &store,
+        &policy,
+        &dialer,
+        "n1",
+        farsight_outreach::ids::Millis(now),
+    )
+    .await
+    .expect("dials");
     assert_eq!(report.outcomes.get("answered"), Some(&1), "{report:?}");
     let call = store.calls().await.expect("calls").pop().expect("one call");
     assert_eq!((call.state.as_str(), call.attempts), ("answered", 1));
@@ -360,9 +366,10 @@ async fn scheduler_places_a_due_call_through_sip_and_records_it_answered() {
 }
 
 /// A SQLite store at `path` holding one consenting user, `u1`, and one call to them due now.
-async fn store_with_a_due_call(path: &std::path::Path) -> farsight_server::store::Store {
-    use farsight_server::outreach::event::{Tier, UserProfile};
-    use farsight_server::store::{NewCall, Store};
+async fn store_with_a_due_call(path: &std::path::Path) -> farsight_store::Store {
+    use farsight_outreach::calls::NewCall;
+    use farsight_outreach::event::{Tier, UserProfile};
+    use farsight_store::Store;
 
     let store = Store::open(&format!("sqlite://{}", path.display()))
         .await

@@ -16,7 +16,7 @@ use farsight_protocol::{
     SessionId, Style,
 };
 use farsight_server::ServeConfig;
-use farsight_server::store::{Backend, Store, StoredAnnotation, hash_token};
+use farsight_store::{Backend, Store, StoredAnnotation, hash_token};
 use postgres::PgCluster;
 use sqlx::Row;
 use support::{TIMEOUT, TestServer, frame};

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use farsight_server::sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
+use farsight_sip::{CallRequest, Disposition, Party, SipConfig, Transport, dial};
 use serde_json::json;
 use sipp::{Load, Phone, free_port, port_taken};
 

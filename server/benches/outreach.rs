@@ -11,13 +11,13 @@ mod postgres;
 
 use std::time::{Duration, Instant};
 
-use farsight_server::outreach::event::{Event, UserProfile};
-use farsight_server::outreach::features::{DAY_MS, vector};
-use farsight_server::outreach::predict::{context, newest_sdk};
+use farsight_outreach::event::{Event, UserProfile};
+use farsight_outreach::features::{DAY_MS, vector};
+use farsight_outreach::predict::{context, newest_sdk};
+use farsight_outreach::simulate::{SimulateOptions, simulate};
+use farsight_outreach::train::TrainConfig;
 use farsight_server::outreach::service::train_from_store;
-use farsight_server::outreach::simulate::{SimulateOptions, simulate};
-use farsight_server::outreach::train::TrainConfig;
-use farsight_server::store::Store;
+use farsight_store::Store;
 use serde_json::json;
 
 /// Rows per ingest call, as a platform would batch them.

@@ -10,8 +10,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use farsight_server::outreach::event::Tier;
-use farsight_server::outreach::policy::{Candidate, PolicyConfig};
+use farsight_outreach::event::Tier;
+use farsight_outreach::policy::{Candidate, PolicyConfig};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::outreach::policy::PolicyConfig;
+use farsight_outreach::policy::PolicyConfig;
 
 /// Options every subcommand that touches storage shares.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -45,34 +45,69 @@ pub struct ServeArgs {
     pub latency_budget_ms: Option<u64>,
 }
 
-/// How planned calls are placed: `kind = "webhook"` posts each call, signed, to `url`;
-/// `kind = "sip"` rings `agent_uri` at `agent_addr`, then the customer's number through the
-/// trunk at `trunk`, and joins them (third-party call control).
+/// How planned calls are placed, the `[dialer]` table: `kind` says which dialer, and each
+/// kind has its own required fields, so a missing one is a parse error that names it.
 #[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DialerConfig {
-    pub kind: String,
-    pub url: Option<String>,
-    pub secret: Option<String>,
-    /// SIP: the trunk or PBX that reaches customers, `HOST:PORT`.
-    pub trunk: Option<SocketAddr>,
-    /// SIP: the domain of customers' URIs, `sip:+NUMBER@DOMAIN` (default: the trunk's host).
-    pub domain: Option<String>,
-    /// SIP: `udp` (default) or `tcp`.
-    pub transport: Option<String>,
-    /// SIP: digest credentials for the trunk.
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// SIP: the agent's phone.
-    pub agent_uri: Option<String>,
-    pub agent_addr: Option<SocketAddr>,
-    /// SIP: ring the customer this long before giving up (default 30).
-    pub no_answer_seconds: Option<u64>,
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DialerConfig {
+    /// Posts each call, signed, to `url`; the platform dials and reports back.
+    Webhook {
+        url: String,
+        secret: String,
+        /// How often `farsight serve` plans and dials.
+        #[serde(default = "default_interval")]
+        interval_seconds: u64,
+        /// This scheduler's name in the call records (default: the host name).
+        node: Option<String>,
+    },
+    /// Rings `agent_uri` at `agent_addr`, then the customer's number through the trunk at
+    /// `trunk`, and joins them (third-party call control).
+    Sip {
+        /// The trunk or PBX that reaches customers, `HOST:PORT`.
+        trunk: SocketAddr,
+        /// The domain of customers' URIs, `sip:+NUMBER@DOMAIN` (default: the trunk's host).
+        domain: Option<String>,
+        /// `udp` (default) or `tcp`.
+        transport: Option<SipTransport>,
+        /// Digest credentials for the trunk.
+        username: Option<String>,
+        password: Option<String>,
+        /// The agent's phone.
+        agent_uri: String,
+        agent_addr: SocketAddr,
+        /// Ring the customer this long before giving up (default 30).
+        no_answer_seconds: Option<u64>,
+        #[serde(default = "default_interval")]
+        interval_seconds: u64,
+        node: Option<String>,
+    },
+}
+
+/// How the SIP dialer reaches the trunk, as the configuration file spells it.
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+}
+
+impl DialerConfig {
     /// How often `farsight serve` plans and dials.
-    #[serde(default = "default_interval")]
-    pub interval_seconds: u64,
-    /// This scheduler's name in the call records (default: the host name).
-    pub node: Option<String>,
+    pub fn interval(&self) -> Duration {
+        let (DialerConfig::Webhook {
+            interval_seconds, ..
+        }
+        | DialerConfig::Sip {
+            interval_seconds, ..
+        }) = self;
+        Duration::from_secs((*interval_seconds).max(1))
+    }
+
+    /// This scheduler's name in the call records, when configured.
+    pub fn node(&self) -> Option<&str> {
+        let (DialerConfig::Webhook { node, .. } | DialerConfig::Sip { node, .. }) = self;
+        node.as_deref()
+    }
 }
 
 fn default_interval() -> u64 {
@@ -253,6 +288,68 @@ mod tests {
         assert_eq!(c.latency_budget, Duration::from_millis(250));
         assert_eq!(c.http_listen.port(), 9100);
         assert_eq!(c.quic_listen.port(), 4433);
+    }
+
+    fn dialer_from(toml: &str) -> Result<Option<DialerConfig>, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("farsight.toml");
+        std::fs::write(&path, toml).expect("write");
+        let storage = StorageArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        storage.outreach().map(|(_, dialer)| dialer)
+    }
+
+    #[test]
+    fn documented_dialer_tables_parse_into_their_kind() {
+        let webhook = dialer_from(
+            "[dialer]\nkind = \"webhook\"\nurl = \"https://cc.example/calls\"\nsecret = \"s\"\ninterval_seconds = 60\n",
+        )
+        .expect("webhook parses");
+        assert_eq!(
+            webhook,
+            Some(DialerConfig::Webhook {
+                url: "https://cc.example/calls".into(),
+                secret: "s".into(),
+                interval_seconds: 60,
+                node: None,
+            })
+        );
+        let sip = dialer_from(
+            "[dialer]\nkind = \"sip\"\ntrunk = \"10.0.0.5:5060\"\ntransport = \"tcp\"\nagent_uri = \"sip:outreach@pbx.example\"\nagent_addr = \"10.0.0.5:5060\"\n",
+        )
+        .expect("sip parses")
+        .expect("a dialer");
+        assert!(matches!(
+            sip,
+            DialerConfig::Sip {
+                transport: Some(SipTransport::Tcp),
+                interval_seconds: 60,
+                ..
+            }
+        ));
+        assert_eq!(sip.interval(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_dialer_without_its_kinds_required_field_is_an_error() {
+        let err = dialer_from("[dialer]\nkind = \"webhook\"\nurl = \"https://cc.example\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret"), "{err}");
+        let err = dialer_from("[dialer]\nkind = \"sip\"\ntrunk = \"10.0.0.5:5060\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("agent_uri"), "{err}");
+        let err = dialer_from("[dialer]\nkind = \"fax\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fax"), "{err}");
+        let err = dialer_from("[dialer]\nkind = \"webhook\"\nurl = \"u\"\nsecret = \"s\"\ntrunk = \"10.0.0.5:5060\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trunk"), "{err}");
     }
 
     #[test]

@@ -12,8 +12,6 @@ pub mod outreach;
 pub mod probe;
 pub mod quic;
 pub mod relay;
-pub mod sip;
-pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,16 +20,16 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use config::ServeConfig;
+use farsight_store::Store;
 use metrics::Metrics;
 use relay::Relay;
-use store::Store;
 
 /// What every connection and request handler shares.
 #[derive(Debug)]
 pub struct Shared {
     pub store: Store,
     /// Who may be called and when (also used for dispositions reported back).
-    pub policy: outreach::policy::Policy,
+    pub policy: farsight_outreach::policy::Policy,
     pub relay: Arc<Relay>,
     pub metrics: Arc<Metrics>,
     /// How the console opens WebTransport.
@@ -115,12 +113,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let dialer = config
         .dialer
         .as_ref()
-        .map(|d| {
-            outreach::scheduler::Dialer::from_config(d)
-                .map(|dialer| (dialer, d.clone()))
-                .map_err(|e| anyhow::anyhow!("configuration: {e}"))
-        })
-        .transpose()?;
+        .map(|d| (outreach::scheduler::Dialer::from_config(d), d.clone()));
     let metrics = Arc::new(Metrics::default());
     let relay_config = farsight_relay::Config {
         latency_budget: config.latency_budget,
@@ -150,8 +143,9 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             shared.store.clone(),
             policy,
             dialer,
-            cfg.node.unwrap_or_else(outreach::scheduler::default_node),
-            Duration::from_secs(cfg.interval_seconds.max(1)),
+            cfg.node()
+                .map_or_else(outreach::scheduler::default_node, str::to_string),
+            cfg.interval(),
         ))
     });
     Ok(Running {

@@ -123,12 +123,12 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// Simulated usage history (`farsight simulate`) for `users` users over `days` days, stored:
 /// profiles upserted, events ingested. Returns the profiles.
 pub async fn store_simulated_history(
-    store: &farsight_server::store::Store,
+    store: &farsight_store::Store,
     users: usize,
     days: u32,
     seed: u64,
-) -> Vec<farsight_server::outreach::event::UserProfile> {
-    use farsight_server::outreach::simulate::{SimulateOptions, simulate};
+) -> Vec<farsight_outreach::event::UserProfile> {
+    use farsight_outreach::simulate::{SimulateOptions, simulate};
     const DAY: i64 = 86_400_000;
     let options = SimulateOptions {
         users,

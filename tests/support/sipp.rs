@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use farsight_server::sip::Transport;
+use farsight_sip::Transport;
 
 /// How many calls a phone takes before it exits, how long it talks (the scenarios' `<pause/>`)
 /// and whether it keeps a message trace.

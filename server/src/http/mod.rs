@@ -15,8 +15,8 @@ use farsight_protocol::SessionId;
 use serde::Serialize;
 
 use crate::Shared;
-use crate::outreach::event::Tier;
-use crate::store::{StoreError, TokenRecord, TokenRole};
+use farsight_outreach::event::Tier;
+use farsight_store::{StoreError, TokenRecord, TokenRole};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -132,7 +132,7 @@ struct SessionView {
 
 async fn session_view(
     shared: &Shared,
-    s: crate::store::SessionRecord,
+    s: farsight_store::SessionRecord,
 ) -> Result<SessionView, ApiError> {
     let live = shared.relay.session(SessionId(s.id as u64));
     let (tier, skill) = match shared.store.token_subject(s.owner_token).await? {

@@ -10,16 +10,21 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use farsight_outreach::batch::BatchReport;
+use farsight_outreach::calls::CallRecord;
+use farsight_outreach::dial::Outcome;
+use farsight_outreach::event::{MAX_BATCH_BYTES, UserProfile, parse_profile};
+use farsight_outreach::ids::{CallId, Millis};
+use farsight_outreach::predict::Prediction;
+use farsight_outreach::report::Report;
+use farsight_store::{StoredModel, TokenRole};
+
 use super::{ApiError, authorize};
 use crate::Shared;
-use crate::outreach::dial::Outcome;
-use crate::outreach::event::{MAX_BATCH_BYTES, UserProfile, parse_profile};
-use crate::outreach::ingest::{BatchReport, ingest_events, ingest_users};
-use crate::outreach::predict::Prediction;
-use crate::outreach::report::{self, Report};
+use crate::outreach::ingest::{IngestError, ingest_events, ingest_users};
+use crate::outreach::report;
 use crate::outreach::scheduler::record_outcome;
 use crate::outreach::service::{OutreachError, current_predictions};
-use crate::store::{CallRecord, StoredModel, TokenRole};
 
 const SERVICE: &[TokenRole] = &[TokenRole::Service];
 const READERS: &[TokenRole] = &[TokenRole::Service, TokenRole::Agent, TokenRole::Supervisor];
@@ -42,9 +47,13 @@ pub fn routes() -> Router<Arc<Shared>> {
 
 /// 200 when any row was good (or the batch was empty), 422 when every row was rejected.
 fn batch_response(
-    report: Result<BatchReport, String>,
+    report: Result<BatchReport, IngestError>,
 ) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
-    let report = report.map_err(ApiError::BadRequest)?;
+    let report = match report {
+        Ok(report) => report,
+        Err(IngestError::Batch(e)) => return Err(ApiError::BadRequest(e.to_string())),
+        Err(IngestError::Store(e)) => return Err(e.into()),
+    };
     let status = if report.accepted + report.duplicates == 0 && !report.rejected.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -59,7 +68,7 @@ async fn post_events(
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
     authorize(&shared, &headers, SERVICE).await?;
-    let report = ingest_events(&shared.store, &body, 1).await?;
+    let report = ingest_events(&shared.store, &body, 1).await;
     if let Ok(r) = &report {
         let m = &shared.metrics;
         m.events_accepted.inc_by(r.accepted as u64);
@@ -75,7 +84,7 @@ async fn post_users(
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchReport>), ApiError> {
     authorize(&shared, &headers, SERVICE).await?;
-    batch_response(ingest_users(&shared.store, &body, 1).await?)
+    batch_response(ingest_users(&shared.store, &body, 1).await)
 }
 
 async fn put_user(
@@ -88,7 +97,7 @@ async fn put_user(
     if let Some(obj) = body.as_object_mut() {
         obj.insert("user".into(), id.into());
     }
-    let profile = parse_profile(body).map_err(ApiError::BadRequest)?;
+    let profile = parse_profile(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     shared
         .store
         .upsert_users(std::slice::from_ref(&profile))
@@ -160,6 +169,7 @@ async fn post_disposition(
     Json(body): Json<DispositionBody>,
 ) -> Result<Json<CallRecord>, ApiError> {
     authorize(&shared, &headers, SERVICE).await?;
+    let id = CallId(id);
     let call = shared.store.call(id).await?.ok_or(ApiError::NotFound)?;
     if call.state != "placed" {
         return Err(ApiError::Conflict(format!(
@@ -172,11 +182,11 @@ async fn post_disposition(
     }
     let tz = shared
         .store
-        .user(&call.user)
+        .user(call.user.as_str())
         .await?
         .map(|u| u.tz)
         .unwrap_or_else(|| "UTC".into());
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = Millis::now();
     record_outcome(
         &shared.store,
         &shared.policy,
@@ -198,8 +208,7 @@ async fn get_report(
     headers: HeaderMap,
 ) -> Result<Json<Report>, ApiError> {
     authorize(&shared, &headers, READERS).await?;
-    let now = jiff::Timestamp::now().as_millisecond();
-    Ok(Json(report::build(&shared.store, now).await?))
+    Ok(Json(report::build(&shared.store, Millis::now()).await?))
 }
 
 /// The report's chart: called users against the hold-out, with 95% intervals.
@@ -209,11 +218,10 @@ async fn get_report_chart(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     authorize(&shared, &headers, READERS).await?;
-    let now = jiff::Timestamp::now().as_millisecond();
-    let report = report::build(&shared.store, now).await?;
+    let report = report::build(&shared.store, Millis::now()).await?;
     let png = tokio::task::spawn_blocking(move || report::chart_png(&report))
         .await
         .map_err(|e| ApiError::Internal(format!("chart: {e}")))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response())
 }

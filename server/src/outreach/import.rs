@@ -7,8 +7,10 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ingest::{BatchReport, ingest_events, ingest_users};
-use crate::store::Store;
+use farsight_outreach::batch::BatchReport;
+use farsight_store::Store;
+
+use super::ingest::{IngestError, ingest_events, ingest_users};
 
 /// Lines per chunk: big enough to amortise transactions, small enough to show progress.
 const CHUNK_LINES: usize = 5_000;
@@ -89,10 +91,14 @@ async fn ingest(
     what: What,
 ) -> anyhow::Result<BatchReport> {
     let result = match what {
-        What::Events => ingest_events(store, body, first_row).await?,
-        What::Users => ingest_users(store, body, first_row).await?,
+        What::Events => ingest_events(store, body, first_row).await,
+        What::Users => ingest_users(store, body, first_row).await,
     };
-    result.map_err(|e| anyhow::anyhow!("rows {first_row}..: {e}"))
+    match result {
+        Ok(report) => Ok(report),
+        Err(IngestError::Batch(e)) => Err(anyhow::anyhow!("rows {first_row}..: {e}")),
+        Err(IngestError::Store(e)) => Err(e.into()),
+    }
 }
 
 fn summary(r: &BatchReport) -> String {

@@ -1,18 +1,10 @@
-//! Proactive outreach, prediction half: usage events in, per-user-topic features kept up to
-//! date as they arrive, a hazard model of "contacts support on this topic within 14 days",
-//! and the predictions with their reasons.
+//! Proactive outreach, wiring half: the pure logic lives in `farsight-outreach` and the SQL in
+//! `farsight-store`; here they meet the outside world — ingesting batches and files, training
+//! and scoring from the store, the scheduler's loop and the SIP and webhook dialers.
 
-pub mod dial;
-pub mod event;
-pub mod features;
 pub mod import;
 pub mod ingest;
-pub mod model;
-pub mod policy;
-pub mod predict;
 pub mod report;
 pub mod scheduler;
 pub mod service;
-pub mod simulate;
-pub mod train;
 pub mod webhook;

@@ -1,168 +1,63 @@
-//! The outreach report: calls planned, placed and answered, and the effect — inbound support
-//! contacts within 14 days of the call, called users against their hold-out twins, as a
-//! relative reduction with a 95% confidence interval — with a chart.
+//! The outreach report read from the store, and its chart: the figures come from
+//! [`farsight_outreach::report`], the drawing (plotters, a system font, a PNG file) lives here.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::Serialize;
+use farsight_outreach::ids::Millis;
+use farsight_outreach::report::{Report, wilson};
+use farsight_store::{Store, StoreError};
 
-use crate::store::{CallRecord, Store, StoreError};
-
-const HORIZON_MS: i64 = 14 * 86_400_000;
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Arm {
-    /// Calls (or hold-out twins) whose 14-day follow-up has ended.
-    pub pairs: usize,
-    /// Of those, how many contacted support on the topic within 14 days.
-    pub contacted: usize,
-    pub rate: f64,
+/// Why the chart could not be drawn. The messages carry their cause in the text (no error
+/// source), so the command line prints them exactly as one line.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("chart font (install fonts-dejavu-core): {0}")]
+    FontMissing(Arc<std::io::Error>),
+    #[error("chart font could not be loaded")]
+    FontRejected,
+    #[error("temporary directory: {0}")]
+    TempDir(Arc<std::io::Error>),
+    #[error("reading {}: {source_text}", path.display())]
+    Read { path: PathBuf, source_text: String },
+    #[error("drawing {}: {reason}", path.display())]
+    Draw { path: PathBuf, reason: String },
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Report {
-    pub planned: usize,
-    pub dialled: usize,
-    pub placed: usize,
-    pub answered: usize,
-    pub by_state: HashMap<String, usize>,
-    pub called: Arm,
-    pub holdout: Arm,
-    /// 1 − (called rate / hold-out rate): the share of inbound contacts avoided.
-    pub reduction: Option<f64>,
-    /// 95% confidence interval of the reduction (from the log risk ratio).
-    pub reduction_ci: Option<(f64, f64)>,
-}
-
-/// Relative reduction and its 95% interval from contacted/total in each arm; `None` when an
-/// arm is empty or has no contacts (the log risk ratio is undefined).
-pub fn reduction(called: (usize, usize), holdout: (usize, usize)) -> Option<(f64, (f64, f64))> {
-    let (a, n1) = (called.0 as f64, called.1 as f64);
-    let (c, n0) = (holdout.0 as f64, holdout.1 as f64);
-    if a == 0.0 || c == 0.0 || n1 == 0.0 || n0 == 0.0 {
-        return None;
-    }
-    let ln_rr = (a / n1).ln() - (c / n0).ln();
-    let se = (1.0 / a - 1.0 / n1 + 1.0 / c - 1.0 / n0).sqrt();
-    let (lo, hi) = ((ln_rr - 1.96 * se).exp(), (ln_rr + 1.96 * se).exp());
-    Some((1.0 - ln_rr.exp(), (1.0 - hi, 1.0 - lo)))
-}
-
-fn arm<'a>(
-    calls: impl Iterator<Item = (&'a CallRecord, i64)>,
-    contacts: &HashMap<(String, String), Vec<i64>>,
-    now_ms: i64,
-) -> Arm {
-    let mut out = Arm::default();
-    for (call, index) in calls {
-        if index + HORIZON_MS > now_ms {
-            continue;
-        }
-        out.pairs += 1;
-        let contacted = contacts
-            .get(&(call.user.clone(), call.topic.clone()))
-            .is_some_and(|ts| ts.iter().any(|t| *t > index && *t <= index + HORIZON_MS));
-        out.contacted += usize::from(contacted);
-    }
-    out.rate = if out.pairs == 0 {
-        0.0
-    } else {
-        out.contacted as f64 / out.pairs as f64
-    };
-    out
-}
-
-/// The report as of `now_ms` (follow-up windows must have ended to count).
-pub async fn build(store: &Store, now_ms: i64) -> Result<Report, StoreError> {
+/// The report as of `now` (follow-up windows must have ended to count).
+pub async fn build(store: &Store, now: Millis) -> Result<Report, StoreError> {
     let calls = store.calls().await?;
     let contacts = store.support_contacts().await?;
-    let mut r = Report::default();
-    for c in &calls {
-        *r.by_state.entry(c.state.clone()).or_default() += 1;
-    }
-    let real: Vec<&CallRecord> = calls.iter().filter(|c| !c.holdout).collect();
-    r.planned = real.len();
-    r.dialled = real.iter().filter(|c| c.first_dialed_at.is_some()).count();
-    r.placed = real
-        .iter()
-        .filter(|c| matches!(c.state.as_str(), "placed" | "answered"))
-        .count();
-    r.answered = real.iter().filter(|c| c.state == "answered").count();
-    // Intention to treat: every user a call was attempted for, whatever the outcome,
-    // against every hold-out twin, indexed at the time the call would have happened.
-    r.called = arm(
-        real.iter()
-            .filter_map(|c| c.first_dialed_at.map(|t| (*c, t))),
-        &contacts,
-        now_ms,
-    );
-    r.holdout = arm(
-        calls.iter().filter(|c| c.holdout).map(|c| (c, c.due_at)),
-        &contacts,
-        now_ms,
-    );
-    if let Some((red, ci)) = reduction(
-        (r.called.contacted, r.called.pairs),
-        (r.holdout.contacted, r.holdout.pairs),
-    ) {
-        r.reduction = Some(red);
-        r.reduction_ci = Some(ci);
-    }
-    Ok(r)
-}
-
-pub fn render(r: &Report) -> String {
-    let pct = |v: f64| format!("{:.1}%", v * 100.0);
-    let mut out = format!(
-        "calls: {} planned, {} dialled, {} placed, {} answered\nstates: {:?}\n",
-        r.planned, r.dialled, r.placed, r.answered, r.by_state
-    );
-    out += &format!(
-        "inbound contacts within 14 days: called {}/{} ({}), hold-out {}/{} ({})\n",
-        r.called.contacted,
-        r.called.pairs,
-        pct(r.called.rate),
-        r.holdout.contacted,
-        r.holdout.pairs,
-        pct(r.holdout.rate)
-    );
-    out += &match (r.reduction, r.reduction_ci) {
-        (Some(red), Some((lo, hi))) => format!(
-            "reduction {} (95% CI {} to {}); reference claim 31%\n",
-            pct(red),
-            pct(lo),
-            pct(hi)
-        ),
-        _ => "reduction: not enough completed follow-ups in both groups yet\n".to_string(),
-    };
-    out
+    Ok(farsight_outreach::report::build(&calls, &contacts, now.0))
 }
 
 /// Registers the chart font with plotters, once per process (plotters keeps it for ever).
-fn register_font() -> Result<(), String> {
-    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+fn register_font() -> Result<(), ChartError> {
+    static REGISTERED: std::sync::OnceLock<Result<(), ChartError>> = std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
             let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-                .map_err(|e| format!("chart font (install fonts-dejavu-core): {e}"))?;
+                .map_err(|e| ChartError::FontMissing(Arc::new(e)))?;
             let font: &'static [u8] = Box::leak(font.into_boxed_slice());
             plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, font)
-                .map_err(|_| "chart font could not be loaded".to_string())
+                .map_err(|_| ChartError::FontRejected)
         })
         .clone()
 }
 
 /// The chart as PNG bytes, for the HTTP API.
-pub fn chart_png(r: &Report) -> Result<Vec<u8>, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+pub fn chart_png(r: &Report) -> Result<Vec<u8>, ChartError> {
+    let dir = tempfile::tempdir().map_err(|e| ChartError::TempDir(Arc::new(e)))?;
     let path = dir.path().join("report.png");
     chart(r, &path)?;
-    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+    std::fs::read(&path).map_err(|e| ChartError::Read {
+        source_text: e.to_string(),
+        path,
+    })
 }
 
 /// Draws the two arms' contact rates with their 95% intervals as a PNG.
-pub fn chart(r: &Report, path: &Path) -> Result<(), String> {
+pub fn chart(r: &Report, path: &Path) -> Result<(), ChartError> {
     use plotters::prelude::*;
     register_font()?;
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
@@ -218,33 +113,8 @@ pub fn chart(r: &Report, path: &Path) -> Result<(), String> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| format!("drawing {}: {e}", path.display()))
-}
-
-/// Wilson 95% interval of a proportion.
-fn wilson(p: f64, n: usize) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 0.0);
-    }
-    let (n, z) = (n as f64, 1.96f64);
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
-    ((centre - half).max(0.0), centre + half)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reduction_matches_a_hand_computed_risk_ratio() {
-        // 69/1000 called vs 100/1000 hold-out: RR 0.69, reduction 31%.
-        let (red, (lo, hi)) = reduction((69, 1000), (100, 1000)).expect("defined");
-        assert!((red - 0.31).abs() < 1e-12);
-        // se = sqrt(1/69 - 1/1000 + 1/100 - 1/1000) = 0.15269…
-        let se = (1.0f64 / 69.0 - 1.0 / 1000.0 + 1.0 / 100.0 - 1.0 / 1000.0).sqrt();
-        assert!((hi - (1.0 - (0.69f64.ln() - 1.96 * se).exp())).abs() < 1e-12);
-        assert!(lo < red && red < hi);
-        assert_eq!(reduction((0, 10), (3, 10)), None);
-    }
+    draw().map_err(|e| ChartError::Draw {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }

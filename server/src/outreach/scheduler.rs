@@ -3,18 +3,21 @@
 //! before the dialer is asked, so a crash leaves at most an `interrupted` call, never a
 //! second dial. `farsight serve` runs it on a timer; `farsight outreach run-once` once.
 
-use std::collections::HashMap;
+use farsight_outreach::calls::ClaimedCall;
+use farsight_outreach::dial::Outcome;
+use farsight_outreach::event::{Event, EventKind};
+use farsight_outreach::ids::{CallId, Millis};
+use farsight_outreach::policy::{Policy, in_holdout};
+use farsight_outreach::scheduling::{
+    DIAL_BATCH, DialReport, PlanReport, PlanState, STALE_DIALING_MS, plan_calls, retry_at,
+    wait_for_window,
+};
+use farsight_sip::{self as sip, CallRequest, Disposition, Party, SipConfig, Transport};
+use farsight_store::Store;
 
-use jiff::tz::TimeZone;
-use serde::Serialize;
-
-use super::dial::Outcome;
-use super::event::{Event, EventKind};
-use super::policy::{Candidate, Policy, Skip, in_holdout};
 use super::service::{OutreachError, current_predictions};
 use super::webhook::WebhookDialer;
-use crate::sip::{self, CallRequest, Disposition, Party, SipConfig, Transport};
-use crate::store::{ClaimedCall, NewCall, Store};
+use crate::config::{DialerConfig, SipTransport};
 
 /// How calls leave Farsight.
 #[derive(Clone, Debug)]
@@ -43,7 +46,7 @@ impl SipDialer {
             customer: Party {
                 uri: format!("sip:{phone}@{}", self.domain),
                 addr: self.trunk,
-                display: call.user.clone(),
+                display: call.user.to_string(),
             },
             reason: format!(
                 "{} ({:.0}%): {}",
@@ -77,55 +80,46 @@ pub fn outcome_of(d: Disposition) -> Outcome {
 }
 
 impl Dialer {
-    pub fn from_config(config: &crate::config::DialerConfig) -> Result<Self, String> {
-        match config.kind.as_str() {
-            "webhook" => {
-                let url = config
-                    .url
-                    .clone()
-                    .ok_or("dialer.url is required for webhook")?;
-                let secret = config
-                    .secret
-                    .clone()
-                    .ok_or("dialer.secret is required for webhook")?;
-                Ok(Dialer::Webhook(WebhookDialer::new(url, secret)))
+    /// The dialer a `[dialer]` table describes; parsing has already checked its fields.
+    pub fn from_config(config: &DialerConfig) -> Self {
+        match config {
+            DialerConfig::Webhook { url, secret, .. } => {
+                Dialer::Webhook(WebhookDialer::new(url.clone(), secret.clone()))
             }
-            "sip" => {
-                let need = |name: &str| format!("dialer.{name} is required for sip");
-                let trunk = config.trunk.ok_or_else(|| need("trunk"))?;
-                let agent_addr = config.agent_addr.ok_or_else(|| need("agent_addr"))?;
-                let agent_uri = config.agent_uri.clone().ok_or_else(|| need("agent_uri"))?;
-                let transport = match config.transport.as_deref() {
-                    None | Some("udp") => Transport::Udp,
-                    Some("tcp") => Transport::Tcp,
-                    Some(other) => return Err(format!("dialer.transport {other:?} (udp or tcp)")),
-                };
+            DialerConfig::Sip {
+                trunk,
+                domain,
+                transport,
+                username,
+                password,
+                agent_uri,
+                agent_addr,
+                no_answer_seconds,
+                ..
+            } => {
                 let mut sip_config = SipConfig {
-                    transport,
-                    username: config.username.clone(),
-                    password: config.password.clone(),
+                    transport: match transport {
+                        None | Some(SipTransport::Udp) => Transport::Udp,
+                        Some(SipTransport::Tcp) => Transport::Tcp,
+                    },
+                    username: username.clone(),
+                    password: password.clone(),
                     ..SipConfig::default()
                 };
-                if let Some(s) = config.no_answer_seconds {
-                    sip_config.no_answer = std::time::Duration::from_secs(s);
+                if let Some(s) = no_answer_seconds {
+                    sip_config.no_answer = std::time::Duration::from_secs(*s);
                 }
-                Ok(Dialer::Sip(SipDialer {
+                Dialer::Sip(SipDialer {
                     config: sip_config,
                     agent: Party {
-                        uri: agent_uri,
-                        addr: agent_addr,
+                        uri: agent_uri.clone(),
+                        addr: *agent_addr,
                         display: "Farsight outreach".into(),
                     },
-                    trunk,
-                    domain: config
-                        .domain
-                        .clone()
-                        .unwrap_or_else(|| trunk.ip().to_string()),
-                }))
+                    trunk: *trunk,
+                    domain: domain.clone().unwrap_or_else(|| trunk.ip().to_string()),
+                })
             }
-            other => Err(format!(
-                "dialer.kind {other:?} is not supported (webhook or sip)"
-            )),
         }
     }
 
@@ -137,30 +131,11 @@ impl Dialer {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct PlanReport {
-    pub planned: usize,
-    pub holdout_twins: usize,
-    pub skipped: HashMap<String, usize>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct DialReport {
-    pub dialled: usize,
-    pub outcomes: HashMap<String, usize>,
-    pub rescheduled: usize,
-    pub interrupted: u64,
-}
-
-/// Calls still `dialing` this long after their claim belong to a process that died.
-const STALE_DIALING_MS: i64 = 10 * 60_000;
-/// Most calls dialled per tick.
-const DIAL_BATCH: usize = 50;
-
+/// Plans calls for the current predictions and stores them (hold-out twins included).
 pub async fn plan(
     store: &Store,
     policy: &Policy,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<PlanReport, OutreachError> {
     let predictions = match current_predictions(store, usize::MAX, None).await {
         Ok(p) => p,
@@ -179,80 +154,15 @@ pub async fn plan(
         })
         .await?;
     let history = store.call_history().await?;
-    let reasons: HashMap<(String, String), String> = predictions
-        .iter()
-        .map(|p| {
-            let text: Vec<&str> = p.reasons.iter().map(|r| r.text.as_str()).collect();
-            ((p.user.clone(), p.topic.clone()), text.join("; "))
-        })
-        .collect();
-    let candidates: Vec<Candidate> = predictions
-        .iter()
-        .filter_map(|p| {
-            let profile = profiles.get(&p.user)?;
-            let (last, open) = history
-                .get(&(p.user.clone(), p.topic.clone()))
-                .copied()
-                .unwrap_or((None, false));
-            Some(Candidate {
-                user: p.user.clone(),
-                topic: p.topic.clone(),
-                probability: p.probability,
-                tier: profile.tier,
-                tz: profile.tz.clone(),
-                phone: profile.phone.clone(),
-                consent: profile.consent,
-                do_not_call: profile.do_not_call,
-                holdout: groups.get(&p.user).copied().unwrap_or(false),
-                last_call_ms: last,
-                open_call: open,
-            })
-        })
-        .collect();
-    let (used, planned_today) = store.planned_load(now_ms).await?;
-    let (plan, skipped) = policy.plan(candidates, now_ms, used, planned_today);
-
-    let mut report = PlanReport::default();
-    let mut rows: Vec<NewCall> = Vec::new();
-    let new_call = |c: &Candidate, priority: f64, due_at: i64, holdout: bool| NewCall {
-        reasons: reasons
-            .get(&(c.user.clone(), c.topic.clone()))
-            .cloned()
-            .unwrap_or_default(),
-        user: c.user.clone(),
-        topic: c.topic.clone(),
-        probability: c.probability,
-        priority,
-        holdout,
-        due_at,
+    let (used, planned_today) = store.planned_load(now).await?;
+    let state = PlanState {
+        profiles,
+        groups,
+        history,
+        used,
+        planned_today,
     };
-    for p in &plan {
-        rows.push(new_call(&p.candidate, p.priority, p.at_ms, false));
-    }
-    report.planned = plan.len();
-    for (c, why) in &skipped {
-        *report.skipped.entry(format!("{why:?}")).or_default() += 1;
-        // A hold-out user who would otherwise have been called gets a twin row: the same
-        // selection, never dialled, so the report compares like with like.
-        let would_call = *why == Skip::Holdout
-            && policy
-                .eligible(
-                    &Candidate {
-                        holdout: false,
-                        ..c.clone()
-                    },
-                    now_ms,
-                )
-                .is_ok();
-        if would_call {
-            let due = TimeZone::get(&c.tz)
-                .ok()
-                .and_then(|tz| policy.next_window(&tz, now_ms))
-                .unwrap_or(now_ms);
-            rows.push(new_call(c, policy.priority(c), due, true));
-            report.holdout_twins += 1;
-        }
-    }
+    let (rows, report) = plan_calls(policy, &predictions, state, now);
     store.insert_calls(&rows).await?;
     Ok(report)
 }
@@ -263,26 +173,21 @@ pub async fn dial_due(
     policy: &Policy,
     dialer: &Dialer,
     node: &str,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<DialReport, OutreachError> {
     let mut report = DialReport {
         interrupted: store
-            .interrupt_stale_calls(now_ms - STALE_DIALING_MS)
+            .interrupt_stale_calls(Millis(now.0 - STALE_DIALING_MS))
             .await?,
         ..DialReport::default()
     };
-    for call in store.claim_due_calls(now_ms, DIAL_BATCH, node).await? {
-        let tz = TimeZone::get(&call.tz).unwrap_or(TimeZone::UTC);
-        if !policy.in_window(&tz, now_ms) {
-            // Came due while the scheduler was down: wait for the window, uncounted.
-            let next = policy
-                .next_window(&tz, now_ms)
-                .unwrap_or(now_ms + 86_400_000);
+    for call in store.claim_due_calls(now, DIAL_BATCH, node).await? {
+        if let Some(next) = wait_for_window(policy, &call.tz, now) {
             store.reschedule(call.id, next).await?;
             report.rescheduled += 1;
             continue;
         }
-        tracing::info!(call = call.id, call_id = %call.call_id, user = %call.user, topic = %call.topic, "dialling");
+        tracing::info!(call = call.id.0, call_id = %call.call_id, user = %call.user, topic = %call.topic, "dialling");
         let outcome = dialer.dial(&call).await;
         record_outcome(
             store,
@@ -291,7 +196,7 @@ pub async fn dial_due(
             &call.tz,
             call.attempts,
             &outcome,
-            now_ms,
+            now,
         )
         .await?;
         if matches!(outcome, Outcome::Answered | Outcome::Placed) {
@@ -311,20 +216,13 @@ pub async fn dial_due(
 pub async fn record_outcome(
     store: &Store,
     policy: &Policy,
-    id: i64,
+    id: CallId,
     tz: &str,
     attempts: i64,
     outcome: &Outcome,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<(), OutreachError> {
-    let retry_at = if outcome.retryable() {
-        let tz = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
-        policy
-            .retry_at(attempts.max(0) as u32, now_ms)
-            .and_then(|at| policy.next_window(&tz, at))
-    } else {
-        None
-    };
+    let retry_at = retry_at(policy, tz, attempts, outcome, now);
     store
         .finish_attempt(id, outcome.state(), &outcome.detail(), retry_at)
         .await?;
@@ -335,10 +233,10 @@ pub async fn record_outcome(
 async fn record_call_event(store: &Store, call: &ClaimedCall) -> Result<(), OutreachError> {
     let event = Event {
         id: format!("call-{}", call.call_id),
-        user: call.user.clone(),
+        user: call.user.to_string(),
         ts: jiff::Timestamp::now().as_millisecond(),
         kind: EventKind::OutreachCall,
-        topic: call.topic.clone(),
+        topic: call.topic.to_string(),
         attrs: Default::default(),
     };
     store.ingest_events(&[event]).await?;
@@ -351,10 +249,10 @@ pub async fn run_once(
     policy: &Policy,
     dialer: &Dialer,
     node: &str,
-    now_ms: i64,
+    now: Millis,
 ) -> Result<(PlanReport, DialReport), OutreachError> {
-    let planned = plan(store, policy, now_ms).await?;
-    let dialled = dial_due(store, policy, dialer, node, now_ms).await?;
+    let planned = plan(store, policy, now).await?;
+    let dialled = dial_due(store, policy, dialer, node, now).await?;
     Ok((planned, dialled))
 }
 
@@ -370,7 +268,7 @@ pub async fn run_forever(
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = Millis::now();
         match plan(&store, &policy, now).await {
             Ok(p) => tracing::info!(
                 planned = p.planned,

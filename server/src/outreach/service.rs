@@ -6,11 +6,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::features::FEATURE_NAMES;
-use super::model::Model;
-use super::predict::{Prediction, newest_sdk, top_predictions};
-use super::train::{TrainConfig, TrainError, TrainReport, build_dataset, train};
-use crate::store::{Store, StoreError};
+use farsight_outreach::features::FEATURE_NAMES;
+use farsight_outreach::model::Model;
+use farsight_outreach::predict::{Prediction, newest_sdk, top_predictions};
+use farsight_outreach::train::{
+    Snapshot, TrainConfig, TrainError, TrainReport, build_dataset, split_points, train,
+};
+use farsight_store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutreachError {
@@ -66,13 +68,9 @@ pub async fn train_from_store(
 
 /// Features, label, cutoff and the split each row falls in, so another tool fits on exactly
 /// the same table.
-fn write_csv(
-    path: &Path,
-    snapshots: &[super::train::Snapshot],
-    config: &TrainConfig,
-) -> std::io::Result<()> {
+fn write_csv(path: &Path, snapshots: &[Snapshot], config: &TrainConfig) -> std::io::Result<()> {
     use std::io::Write;
-    let splits = super::train::split_points(snapshots, config);
+    let splits = split_points(snapshots, config);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "split,cutoff_ms,{},label", FEATURE_NAMES.join(","))?;
     for s in snapshots {

@@ -11,8 +11,9 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::dial::Outcome;
-use crate::store::ClaimedCall;
+use farsight_outreach::calls::ClaimedCall;
+use farsight_outreach::dial::Outcome;
+use farsight_outreach::ids::CallId;
 
 #[derive(Clone, Debug)]
 pub struct WebhookDialer {
@@ -27,7 +28,7 @@ pub struct WebhookDialer {
 
 #[derive(Debug, Serialize)]
 struct CallPayload<'a> {
-    call: i64,
+    call: CallId,
     call_id: &'a str,
     user: &'a str,
     phone: Option<&'a str>,
@@ -65,9 +66,9 @@ impl WebhookDialer {
         let body = serde_json::to_vec(&CallPayload {
             call: call.id,
             call_id: &call.call_id,
-            user: &call.user,
+            user: call.user.as_str(),
             phone: call.phone.as_deref(),
-            topic: &call.topic,
+            topic: call.topic.as_str(),
             probability: call.probability,
             reasons: &call.reasons,
             attempt: call.attempts,
@@ -99,7 +100,7 @@ impl WebhookDialer {
                 Ok(r) => last = format!("platform answered {}", r.status()),
                 Err(e) => last = format!("platform unreachable: {e}"),
             }
-            tracing::warn!(call = call.id, attempt, error = %last, "webhook failed");
+            tracing::warn!(call = call.id.0, attempt, error = %last, "webhook failed");
             if attempt < self.tries {
                 tokio::time::sleep(wait).await;
                 wait *= 2;

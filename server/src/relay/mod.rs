@@ -20,7 +20,7 @@ use farsight_relay::{
 use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, new_id};
+use farsight_store::{Store, StoreError, new_id};
 
 /// What a connection's writer is asked to do, in order.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 use farsight_protocol::SessionId;
 use farsight_relay::{Anchor, Load, Mark, Persist, StoredSession, TokenId};
 
-use crate::store::{SessionRecord, Store, StoreError};
+use farsight_store::{SessionRecord, Store, StoreError};
 
 pub async fn load(store: &Store, load: Load) -> Result<Option<StoredSession>, StoreError> {
     let record = match load {

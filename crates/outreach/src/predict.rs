@@ -3,10 +3,21 @@
 
 use serde::Serialize;
 
-use super::event::{SdkVersion, Tier};
-use super::features::{FEATURE_NAMES, UserContext, vector};
-use super::model::Model;
-use crate::store::TopicRow;
+use crate::event::{SdkVersion, Tier};
+use crate::features::{FEATURE_NAMES, TopicState, UserContext, vector};
+use crate::model::Model;
+
+/// One stored (user, topic) feature state with what scoring needs about the user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicRow {
+    pub user: String,
+    pub topic: String,
+    pub state: TopicState,
+    pub tier: Tier,
+    pub sdk_version: Option<SdkVersion>,
+    /// When the user's SDK version last changed (ms); 0 when never seen to change.
+    pub sdk_upgraded_at: i64,
+}
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Reason {

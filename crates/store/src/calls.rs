@@ -3,64 +3,12 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use farsight_outreach::calls::{CallRecord, ClaimedCall, NewCall};
+use farsight_outreach::event::{Tier, UserProfile};
+use farsight_outreach::ids::{CallId, Millis, Topic, UserId};
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError, new_id};
-
-/// States a call that will not be dialled again is left in.
-pub const FINAL_STATES: [&str; 7] = [
-    "answered",
-    "declined",
-    "not_found",
-    "failed",
-    "interrupted",
-    "exhausted",
-    "holdout",
-];
-
-/// A call to insert: a planned one, or a hold-out user's twin that is never dialled.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewCall {
-    pub user: String,
-    pub topic: String,
-    pub probability: f64,
-    pub priority: f64,
-    pub reasons: String,
-    pub holdout: bool,
-    pub due_at: i64,
-}
-
-/// A call claimed for dialling, with the Call-ID this attempt uses.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ClaimedCall {
-    pub id: i64,
-    pub user: String,
-    pub topic: String,
-    pub probability: f64,
-    pub reasons: String,
-    pub attempts: i64,
-    pub call_id: String,
-    pub phone: Option<String>,
-    pub tz: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CallRecord {
-    pub id: i64,
-    pub user: String,
-    pub topic: String,
-    pub probability: f64,
-    /// Why the call was planned, in words (the prediction's reasons).
-    pub reasons: String,
-    pub holdout: bool,
-    pub state: String,
-    pub attempts: i64,
-    pub due_at: i64,
-    pub first_dialed_at: Option<i64>,
-    pub call_id: Option<String>,
-    pub claimed_by: Option<String>,
-}
+use crate::{Backend, Store, StoreError, new_id};
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
@@ -121,23 +69,21 @@ impl Store {
 
     /// Puts a claimed call back, uncounted, to be dialled at `due_at` (it came due outside
     /// the window, after the scheduler was down).
-    pub async fn reschedule(&self, id: i64, due_at: i64) -> Result<(), StoreError> {
+    pub async fn reschedule(&self, id: CallId, due_at: Millis) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET state = 'retry', attempts = attempts - 1, due_at = $1, \
              updated_at = $2 WHERE id = $3 AND state = 'dialing'",
         )
-        .bind(due_at)
+        .bind(due_at.0)
         .bind(now_ms())
-        .bind(id)
+        .bind(id.0)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     /// Every user's contact profile, for the policy.
-    pub async fn user_profiles(
-        &self,
-    ) -> Result<HashMap<String, crate::outreach::event::UserProfile>, StoreError> {
+    pub async fn user_profiles(&self) -> Result<HashMap<String, UserProfile>, StoreError> {
         let rows = sqlx::query("SELECT id, tier, tz, phone, consent, do_not_call FROM users")
             .fetch_all(&self.pool)
             .await?;
@@ -147,9 +93,9 @@ impl Store {
                 let user: String = r.try_get("id")?;
                 Ok((
                     user.clone(),
-                    crate::outreach::event::UserProfile {
+                    UserProfile {
                         user,
-                        tier: crate::outreach::event::Tier::parse(&tier).unwrap_or_default(),
+                        tier: Tier::parse(&tier).unwrap_or_default(),
                         tz: r.try_get("tz")?,
                         phone: r.try_get("phone")?,
                         consent: r.try_get::<i64, _>("consent")? != 0,
@@ -164,8 +110,9 @@ impl Store {
     /// planned in the 24 hours before `now_ms` (the daily budget's count).
     pub async fn planned_load(
         &self,
-        now_ms: i64,
+        now: Millis,
     ) -> Result<(HashMap<(String, i64), u32>, usize), StoreError> {
+        let now_ms = now.0;
         let rows = sqlx::query(
             "SELECT topic, due_at, created_at FROM calls WHERE holdout = 0 \
              AND (state IN ('planned', 'retry') OR created_at > $1)",
@@ -197,8 +144,8 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
             )
             .bind(new_id())
-            .bind(&c.user)
-            .bind(&c.topic)
+            .bind(c.user.as_str())
+            .bind(c.topic.as_str())
             .bind(c.probability)
             .bind(c.priority)
             .bind(&c.reasons)
@@ -218,10 +165,11 @@ impl Store {
     /// other's rows (`FOR UPDATE SKIP LOCKED`); SQLite serialises writers anyway.
     pub async fn claim_due_calls(
         &self,
-        now_ms: i64,
+        now: Millis,
         limit: usize,
         node: &str,
     ) -> Result<Vec<ClaimedCall>, StoreError> {
+        let now_ms = now.0;
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -255,9 +203,9 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else { continue };
-            let user: String = row.try_get("user_id")?;
+            let user = UserId(row.try_get("user_id")?);
             let contact = sqlx::query("SELECT phone, tz FROM users WHERE id = $1")
-                .bind(&user)
+                .bind(user.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
             let (phone, tz) = match contact {
@@ -265,9 +213,9 @@ impl Store {
                 None => (None, "UTC".to_string()),
             };
             claimed.push(ClaimedCall {
-                id,
+                id: CallId(id),
                 user,
-                topic: row.try_get("topic")?,
+                topic: Topic(row.try_get("topic")?),
                 probability: row.try_get("probability")?,
                 reasons: row.try_get("reasons")?,
                 attempts: row.try_get("attempts")?,
@@ -283,13 +231,13 @@ impl Store {
     /// Records an attempt's outcome: a final state, or back to `retry` at `retry_at`.
     pub async fn finish_attempt(
         &self,
-        id: i64,
+        id: CallId,
         state: &str,
         disposition: &str,
-        retry_at: Option<i64>,
+        retry_at: Option<Millis>,
     ) -> Result<(), StoreError> {
         let (state, due) = match retry_at {
-            Some(at) => ("retry", Some(at)),
+            Some(at) => ("retry", Some(at.0)),
             None => (state, None),
         };
         sqlx::query(
@@ -300,7 +248,7 @@ impl Store {
         .bind(disposition)
         .bind(due)
         .bind(now_ms())
-        .bind(id)
+        .bind(id.0)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -308,20 +256,20 @@ impl Store {
 
     /// Calls left `dialing` by a process that stopped before recording the outcome: marked
     /// `interrupted` and never dialled again (a person may already have been called).
-    pub async fn interrupt_stale_calls(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+    pub async fn interrupt_stale_calls(&self, older_than: Millis) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE calls SET state = 'interrupted', updated_at = $1 \
              WHERE state = 'dialing' AND updated_at < $2",
         )
         .bind(now_ms())
-        .bind(older_than_ms)
+        .bind(older_than.0)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
     }
 
-    pub async fn call(&self, id: i64) -> Result<Option<CallRecord>, StoreError> {
-        Ok(self.calls_where("id = $1", Some(id)).await?.pop())
+    pub async fn call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError> {
+        Ok(self.calls_where("id = $1", Some(id.0)).await?.pop())
     }
 
     pub async fn calls(&self) -> Result<Vec<CallRecord>, StoreError> {
@@ -346,9 +294,9 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(CallRecord {
-                    id: r.try_get("id")?,
-                    user: r.try_get("user_id")?,
-                    topic: r.try_get("topic")?,
+                    id: CallId(r.try_get("id")?),
+                    user: UserId(r.try_get("user_id")?),
+                    topic: Topic(r.try_get("topic")?),
                     probability: r.try_get("probability")?,
                     reasons: r.try_get("reasons")?,
                     holdout: r.try_get::<i64, _>("holdout")? != 0,
@@ -364,17 +312,15 @@ impl Store {
     }
 
     /// Support contacts per (user, topic), in time order: the report's outcome.
-    pub async fn support_contacts(
-        &self,
-    ) -> Result<HashMap<(String, String), Vec<i64>>, StoreError> {
+    pub async fn support_contacts(&self) -> Result<HashMap<(UserId, Topic), Vec<i64>>, StoreError> {
         let rows = sqlx::query(
             "SELECT user_id, topic, ts FROM events WHERE kind = 'support_contact' ORDER BY ts",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut out: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        let mut out: HashMap<(UserId, Topic), Vec<i64>> = HashMap::new();
         for r in rows {
-            out.entry((r.try_get("user_id")?, r.try_get("topic")?))
+            out.entry((UserId(r.try_get("user_id")?), Topic(r.try_get("topic")?)))
                 .or_default()
                 .push(r.try_get("ts")?);
         }

@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 
-use super::event::{Event, EventKind, Tier, UserProfile};
+use crate::event::{Event, EventKind, Tier, UserProfile};
 
 pub const TOPICS: [&str; 5] = ["live-streaming", "payments", "maps", "login", "push"];
 
@@ -786,7 +786,7 @@ mod tests {
     use std::sync::OnceLock;
 
     use super::*;
-    use crate::outreach::event::parse_profile;
+    use crate::event::parse_profile;
 
     /// 2026-03-02, a Monday.
     const START: i64 = 1_772_409_600_000;
@@ -877,7 +877,7 @@ mod tests {
             {
                 obj.remove("topic");
             }
-            let back = crate::outreach::event::parse_event(row).expect("valid event");
+            let back = crate::event::parse_event(row).expect("valid event");
             assert_eq!(&back, e);
         }
         // Each user states their SDK version at the start, so lag is known from day 0.

@@ -15,7 +15,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::event::Tier;
+use crate::event::Tier;
 
 /// The `[outreach]` table of the configuration file, as written.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -91,7 +91,30 @@ pub struct Policy {
     pub tier_weight: HashMap<Tier, f64>,
 }
 
-fn weekday(s: &str) -> Result<Weekday, String> {
+/// Why an `[outreach]` table cannot become a [`Policy`]; each names the field to fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("outreach.days: {0:?} is not a weekday")]
+    Weekday(String),
+    #[error("outreach.{field}: {value:?} is not HH:MM: {reason}")]
+    Time {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("outreach.start must be before outreach.end")]
+    EmptyWindow,
+    #[error("outreach.holdout_fraction must be in [0, 1)")]
+    HoldoutFraction,
+    #[error("outreach.max_attempts must be at least 1")]
+    NoAttempts,
+    #[error("outreach.holidays: {value:?}: {reason}")]
+    Holiday { value: String, reason: String },
+    #[error("outreach.tier_weight: unknown tier {0:?}")]
+    UnknownTier(String),
+}
+
+fn weekday(s: &str) -> Result<Weekday, PolicyError> {
     Ok(match s.to_ascii_lowercase().as_str() {
         "mon" | "monday" => Weekday::Monday,
         "tue" | "tuesday" => Weekday::Tuesday,
@@ -100,38 +123,42 @@ fn weekday(s: &str) -> Result<Weekday, String> {
         "fri" | "friday" => Weekday::Friday,
         "sat" | "saturday" => Weekday::Saturday,
         "sun" | "sunday" => Weekday::Sunday,
-        other => return Err(format!("outreach.days: {other:?} is not a weekday")),
+        other => return Err(PolicyError::Weekday(other.to_string())),
     })
 }
 
 impl PolicyConfig {
-    pub fn validate(&self) -> Result<Policy, String> {
-        let time = |field: &str, s: &str| {
-            s.parse::<Time>()
-                .map_err(|e| format!("outreach.{field}: {s:?} is not HH:MM: {e}"))
+    pub fn validate(&self) -> Result<Policy, PolicyError> {
+        let time = |field: &'static str, s: &str| {
+            s.parse::<Time>().map_err(|e| PolicyError::Time {
+                field,
+                value: s.to_string(),
+                reason: e.to_string(),
+            })
         };
         let (start, end) = (time("start", &self.start)?, time("end", &self.end)?);
         if start >= end {
-            return Err("outreach.start must be before outreach.end".into());
+            return Err(PolicyError::EmptyWindow);
         }
         if !(0.0..1.0).contains(&self.holdout_fraction) {
-            return Err("outreach.holdout_fraction must be in [0, 1)".into());
+            return Err(PolicyError::HoldoutFraction);
         }
         if self.max_attempts == 0 {
-            return Err("outreach.max_attempts must be at least 1".into());
+            return Err(PolicyError::NoAttempts);
         }
         let holidays = self
             .holidays
             .iter()
             .map(|d| {
-                d.parse::<Date>()
-                    .map_err(|e| format!("outreach.holidays: {d:?}: {e}"))
+                d.parse::<Date>().map_err(|e| PolicyError::Holiday {
+                    value: d.clone(),
+                    reason: e.to_string(),
+                })
             })
             .collect::<Result<_, _>>()?;
         let mut tier_weight = HashMap::new();
         for (name, w) in &self.tier_weight {
-            let tier = Tier::parse(name)
-                .ok_or_else(|| format!("outreach.tier_weight: unknown tier {name:?}"))?;
+            let tier = Tier::parse(name).ok_or_else(|| PolicyError::UnknownTier(name.clone()))?;
             tier_weight.insert(tier, *w);
         }
         Ok(Policy {
@@ -523,11 +550,11 @@ mod tests {
             end: "09:00".into(),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().contains("start"));
+        assert!(bad.validate().unwrap_err().to_string().contains("start"));
         let bad = PolicyConfig {
             days: vec!["funday".into()],
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().contains("funday"));
+        assert!(bad.validate().unwrap_err().to_string().contains("funday"));
     }
 }

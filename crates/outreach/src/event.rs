@@ -169,17 +169,73 @@ pub struct RowError {
     pub reason: String,
 }
 
+/// Why a whole batch is refused (a bad row only rejects that row).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("body is not UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
+    #[error("body is not a JSON array: {0}")]
+    NotJsonArray(serde_json::Error),
+    #[error("{0} rows exceed the limit of {MAX_BATCH_ROWS} per batch")]
+    TooManyRows(usize),
+}
+
+/// Why one row of a batch was rejected; the text is what the caller sees in `rejected`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RowRejection {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("row is not a JSON object")]
+    NotObject,
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{field} must be a string, got {got}")]
+    NotString { field: &'static str, got: String },
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{field} is {len} bytes, limit {limit}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        limit: usize,
+    },
+    #[error("ts {0} is not a millisecond time between 1970 and 9999")]
+    TsOutOfRange(String),
+    #[error("ts {value:?} is not RFC 3339: {reason}")]
+    TsNotRfc3339 { value: String, reason: String },
+    #[error("ts must be RFC 3339 or milliseconds, got {0}")]
+    TsNotTime(String),
+    #[error(
+        "kind {0:?} is not one of doc_view, api_error, sdk_version, feature_use, \
+         support_contact, outreach_call"
+    )]
+    UnknownKind(String),
+    #[error("attrs must be an object, got {0}")]
+    AttrsNotObject(String),
+    #[error("attrs is {0} bytes, limit {MAX_ATTRS_LEN}")]
+    AttrsTooLong(usize),
+    #[error("sdk_version needs attrs.version as MAJOR.MINOR.PATCH")]
+    NoSdkVersion,
+    #[error("not a user profile: {0}")]
+    NotProfile(String),
+    #[error("user must be 1 to {MAX_USER_LEN} bytes")]
+    UserLength,
+    #[error("tz {0:?} is not an IANA time zone")]
+    UnknownTimeZone(String),
+    #[error("phone {0:?} is not E.164 (+ and 8 to 15 digits)")]
+    NotE164(String),
+}
+
 /// A row's 1-based number and its JSON, or why it is not JSON.
-pub type NumberedRow = (usize, Result<Value, String>);
+pub type NumberedRow = (usize, Result<Value, RowRejection>);
 
 /// Splits a batch into rows: a JSON array, or NDJSON (one object per line, blank lines
 /// skipped). Row numbers are array positions or line numbers, from 1. A body that is not
 /// valid JSON as a whole still yields its good lines when it is NDJSON.
-pub fn split_rows(body: &[u8]) -> Result<Vec<NumberedRow>, String> {
-    let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
+pub fn split_rows(body: &[u8]) -> Result<Vec<NumberedRow>, BatchError> {
+    let text = std::str::from_utf8(body).map_err(BatchError::NotUtf8)?;
     let rows: Vec<_> = if text.trim_start().starts_with('[') {
-        let values: Vec<Value> =
-            serde_json::from_str(text).map_err(|e| format!("body is not a JSON array: {e}"))?;
+        let values: Vec<Value> = serde_json::from_str(text).map_err(BatchError::NotJsonArray)?;
         values
             .into_iter()
             .enumerate()
@@ -192,68 +248,73 @@ pub fn split_rows(body: &[u8]) -> Result<Vec<NumberedRow>, String> {
             .map(|(i, line)| {
                 (
                     i + 1,
-                    serde_json::from_str(line).map_err(|e| format!("not JSON: {e}")),
+                    serde_json::from_str(line).map_err(|e| RowRejection::NotJson(e.to_string())),
                 )
             })
             .collect()
     };
     if rows.len() > MAX_BATCH_ROWS {
-        return Err(format!(
-            "{} rows exceed the limit of {MAX_BATCH_ROWS} per batch",
-            rows.len()
-        ));
+        return Err(BatchError::TooManyRows(rows.len()));
     }
     Ok(rows)
 }
 
-fn bounded(v: &Value, field: &str, limit: usize) -> Result<String, String> {
+fn bounded(v: &Value, field: &'static str, limit: usize) -> Result<String, RowRejection> {
     let s = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) if field == "id" => n.to_string(),
-        Value::Null => return Err(format!("{field} is missing")),
-        other => return Err(format!("{field} must be a string, got {other}")),
+        Value::Null => return Err(RowRejection::Missing(field)),
+        other => {
+            return Err(RowRejection::NotString {
+                field,
+                got: other.to_string(),
+            });
+        }
     };
     if s.is_empty() {
-        return Err(format!("{field} is empty"));
+        return Err(RowRejection::Empty(field));
     }
     if s.len() > limit {
-        return Err(format!("{field} is {} bytes, limit {limit}", s.len()));
+        return Err(RowRejection::TooLong {
+            field,
+            len: s.len(),
+            limit,
+        });
     }
     Ok(s)
 }
 
 /// Milliseconds since the epoch from an RFC 3339 string or a number of milliseconds.
-pub fn parse_ts(v: &Value) -> Result<i64, String> {
+pub fn parse_ts(v: &Value) -> Result<i64, RowRejection> {
     match v {
         Value::Number(n) => n
             .as_i64()
             .filter(|ms| (0..=253_402_300_799_999).contains(ms))
-            .ok_or_else(|| format!("ts {n} is not a millisecond time between 1970 and 9999")),
+            .ok_or_else(|| RowRejection::TsOutOfRange(n.to_string())),
         Value::String(s) => s
             .parse::<jiff::Timestamp>()
             .map(|t| t.as_millisecond())
-            .map_err(|e| format!("ts {s:?} is not RFC 3339: {e}")),
-        Value::Null => Err("ts is missing".into()),
-        other => Err(format!("ts must be RFC 3339 or milliseconds, got {other}")),
+            .map_err(|e| RowRejection::TsNotRfc3339 {
+                value: s.clone(),
+                reason: e.to_string(),
+            }),
+        Value::Null => Err(RowRejection::Missing("ts")),
+        other => Err(RowRejection::TsNotTime(other.to_string())),
     }
 }
 
 /// Validates one event row.
-pub fn parse_event(v: Value) -> Result<Event, String> {
+pub fn parse_event(v: Value) -> Result<Event, RowRejection> {
     let Value::Object(obj) = v else {
-        return Err("row is not a JSON object".into());
+        return Err(RowRejection::NotObject);
     };
     let get = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
     let id = bounded(&get("id"), "id", MAX_ID_LEN)?;
     let user = bounded(&get("user"), "user", MAX_USER_LEN)?;
     let ts = parse_ts(&get("ts"))?;
     let kind_text = bounded(&get("kind"), "kind", 32)?;
-    let kind = EventKind::parse(&kind_text).ok_or_else(|| {
-        format!(
-            "kind {kind_text:?} is not one of doc_view, api_error, sdk_version, feature_use, \
-             support_contact, outreach_call"
-        )
-    })?;
+    let kind =
+        EventKind::parse(&kind_text).ok_or_else(|| RowRejection::UnknownKind(kind_text.clone()))?;
     // The SDK version belongs to the user: any topic it carries is ignored.
     let topic = match kind {
         EventKind::SdkVersion => String::new(),
@@ -264,11 +325,11 @@ pub fn parse_event(v: Value) -> Result<Event, String> {
     let attrs = match get("attrs") {
         Value::Null => Map::new(),
         Value::Object(m) => m,
-        other => return Err(format!("attrs must be an object, got {other}")),
+        other => return Err(RowRejection::AttrsNotObject(other.to_string())),
     };
     let attrs_len = serde_json::to_string(&attrs).map(|s| s.len()).unwrap_or(0);
     if attrs_len > MAX_ATTRS_LEN {
-        return Err(format!("attrs is {attrs_len} bytes, limit {MAX_ATTRS_LEN}"));
+        return Err(RowRejection::AttrsTooLong(attrs_len));
     }
     let event = Event {
         id,
@@ -279,27 +340,25 @@ pub fn parse_event(v: Value) -> Result<Event, String> {
         attrs,
     };
     if kind == EventKind::SdkVersion && event.sdk_version().is_none() {
-        return Err("sdk_version needs attrs.version as MAJOR.MINOR.PATCH".into());
+        return Err(RowRejection::NoSdkVersion);
     }
     Ok(event)
 }
 
 /// Validates one user profile row.
-pub fn parse_profile(v: Value) -> Result<UserProfile, String> {
+pub fn parse_profile(v: Value) -> Result<UserProfile, RowRejection> {
     let profile: UserProfile =
-        serde_json::from_value(v).map_err(|e| format!("not a user profile: {e}"))?;
+        serde_json::from_value(v).map_err(|e| RowRejection::NotProfile(e.to_string()))?;
     if profile.user.is_empty() || profile.user.len() > MAX_USER_LEN {
-        return Err(format!("user must be 1 to {MAX_USER_LEN} bytes"));
+        return Err(RowRejection::UserLength);
     }
     if jiff::tz::TimeZone::get(&profile.tz).is_err() {
-        return Err(format!("tz {:?} is not an IANA time zone", profile.tz));
+        return Err(RowRejection::UnknownTimeZone(profile.tz));
     }
     if let Some(phone) = &profile.phone
         && !is_e164(phone)
     {
-        return Err(format!(
-            "phone {phone:?} is not E.164 (+ and 8 to 15 digits)"
-        ));
+        return Err(RowRejection::NotE164(phone.clone()));
     }
     Ok(profile)
 }
@@ -366,7 +425,7 @@ mod tests {
             (json!([1, 2]), "not a JSON object"),
         ];
         for (row, expected) in cases {
-            let err = parse_event(row).expect_err(expected);
+            let err = parse_event(row).expect_err(expected).to_string();
             assert!(
                 err.contains(expected),
                 "{err:?} should mention {expected:?}"
@@ -403,10 +462,13 @@ mod tests {
         .expect("valid");
         assert_eq!(ok.tier, Tier::Platinum);
         assert!(!ok.do_not_call);
-        let bad_tz = parse_profile(json!({"user": "u1", "tz": "Mars/Olympus"})).expect_err("tz");
+        let bad_tz = parse_profile(json!({"user": "u1", "tz": "Mars/Olympus"}))
+            .expect_err("tz")
+            .to_string();
         assert!(bad_tz.contains("IANA"));
-        let bad_phone =
-            parse_profile(json!({"user": "u1", "phone": "0301234"})).expect_err("phone");
+        let bad_phone = parse_profile(json!({"user": "u1", "phone": "0301234"}))
+            .expect_err("phone")
+            .to_string();
         assert!(bad_phone.contains("E.164"));
     }
 }

@@ -1,4 +1,4 @@
-//! Storage: the only module that speaks SQL. One `Store` over sqlx's `Any` driver runs the
+//! Storage: the only crate that speaks SQL. One `Store` over sqlx's `Any` driver runs the
 //! same portable queries on the embedded SQLite file and on PostgreSQL.
 
 mod annotations;
@@ -8,8 +8,7 @@ mod sessions;
 mod tokens;
 
 pub use annotations::StoredAnnotation;
-pub use calls::{CallRecord, ClaimedCall, FINAL_STATES, NewCall};
-pub use outreach::{IngestCounts, StoredModel, TopicRow};
+pub use outreach::{IngestCounts, StoredModel};
 pub use sessions::SessionRecord;
 pub use tokens::{TokenRecord, TokenRole, hash_token};
 
@@ -42,7 +41,7 @@ pub struct Store {
     backend: Backend,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 impl Store {
     /// Opens (creating an SQLite file if needed) without migrating.

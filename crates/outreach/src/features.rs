@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{EventKind, Tier};
+use crate::event::{EventKind, Tier};
 
 pub const DAY_MS: f64 = 86_400_000.0;
 /// Half-lives of the decayed counts, in days.

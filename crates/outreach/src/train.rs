@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use nalgebra::DMatrix;
 use serde::Serialize;
 
-use super::event::{Event, EventKind, SdkVersion, Tier};
-use super::features::{DAY_MS, FEATURE_NAMES, FEATURES, Signal, TopicState, UserContext, vector};
-use super::model::{Dataset, Metrics, Model, ModelError, TrainOptions, evaluate};
+use crate::event::{Event, EventKind, SdkVersion, Tier};
+use crate::features::{DAY_MS, FEATURE_NAMES, FEATURES, Signal, TopicState, UserContext, vector};
+use crate::model::{Dataset, Metrics, Model, ModelError, TrainOptions, evaluate};
 
 #[derive(Clone, Debug)]
 pub struct TrainConfig {

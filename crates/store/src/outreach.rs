@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Store, StoreError, now_micros};
-use crate::outreach::event::{Event, EventKind, SdkVersion, Tier, UserProfile};
-use crate::outreach::features::{Signal, TopicState};
+use farsight_outreach::event::{Event, EventKind, SdkVersion, Tier, UserProfile};
+use farsight_outreach::features::{Signal, TopicState};
+use farsight_outreach::predict::TopicRow;
+
+use crate::{Store, StoreError, now_micros};
 
 /// Rows per statement: 7 parameters each stays far below SQLite's 32 766 and PostgreSQL's
 /// 65 535 bound parameters.
@@ -21,18 +23,6 @@ const CHUNK: usize = 500;
 pub struct IngestCounts {
     pub accepted: usize,
     pub duplicates: usize,
-}
-
-/// One stored (user, topic) feature state with what scoring needs about the user.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TopicRow {
-    pub user: String,
-    pub topic: String,
-    pub state: TopicState,
-    pub tier: Tier,
-    pub sdk_version: Option<SdkVersion>,
-    /// When the user's SDK version last changed (ms); 0 when never seen to change.
-    pub sdk_upgraded_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

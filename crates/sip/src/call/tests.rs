@@ -1,7 +1,7 @@
 //! The 3PCC state machine driven by hand: no sockets, time passed in explicitly.
 
 use super::*;
-use crate::sip::message::StartLine;
+use crate::message::StartLine;
 
 const T1: Duration = Duration::from_millis(500);
 
