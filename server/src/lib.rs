@@ -17,8 +17,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-
 pub use config::ServeConfig;
 use farsight_store::Store;
 use metrics::Metrics;
@@ -76,40 +74,93 @@ impl Running {
     }
 }
 
+/// Why the server could not start; each names what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("creating data directory {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening database {url}: {source}")]
+    Database {
+        url: String,
+        source: farsight_store::StoreError,
+    },
+    #[error(transparent)]
+    Certificate(#[from] cert::CertError),
+    #[error("QUIC reset key in {}: {source}", dir.display())]
+    ResetKey {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("listening for {what} on {addr}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        source: ListenError,
+    },
+    #[error("configuration: {0}")]
+    Config(#[from] farsight_outreach::policy::PolicyError),
+}
+
+/// Why a listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("TLS for QUIC: {0}")]
+    QuicTls(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    #[error("certificate: {0}")]
+    Certificate(String),
+}
+
+fn listening(what: &'static str, addr: SocketAddr) -> impl FnOnce(ListenError) -> StartError {
+    move |source| StartError::Listen { what, addr, source }
+}
+
 /// Opens the store (migrating it), loads or generates the certificate and starts listening.
-pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let store = Store::open(&config.database_url)
         .await
-        .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
+        .map_err(|source| StartError::Database {
+            url: redact(&config.database_url),
+            source,
+        })?;
     let identity = match &config.cert {
         Some((cert, key)) => cert::load(cert, key)?,
         None => cert::dev_identity(&config.data_dir)?,
     };
-    let reset_key = quic::reset_key::ResetKey::load_or_create(&config.data_dir)
-        .with_context(|| format!("QUIC reset key in {}", config.data_dir.display()))?;
+    let reset_key =
+        quic::reset_key::ResetKey::load_or_create(&config.data_dir).map_err(|source| {
+            StartError::ResetKey {
+                dir: config.data_dir.clone(),
+                source,
+            }
+        })?;
     let endpoint = quic::endpoint(&identity, config.quic_listen, reset_key)
-        .with_context(|| format!("listening for QUIC on {}", config.quic_listen))?;
-    let mut webtransport =
-        gateway::webtransport::Listener::bind(&identity, config.webtransport_listen).with_context(
-            || {
-                format!(
-                    "listening for WebTransport on {}",
-                    config.webtransport_listen
-                )
-            },
-        )?;
-    let webtransport_addr = webtransport.local_addr()?;
+        .map_err(listening("QUIC", config.quic_listen))?;
+    let quic_addr = endpoint
+        .local_addr()
+        .map_err(|e| listening("QUIC", config.quic_listen)(e.into()))?;
+    let wt_listen = config.webtransport_listen;
+    let mut webtransport = gateway::webtransport::Listener::bind(&identity, wt_listen)
+        .map_err(listening("WebTransport", wt_listen))?;
+    let webtransport_addr = webtransport
+        .local_addr()
+        .map_err(|e| listening("WebTransport", wt_listen)(e.into()))?;
     let webtransport_info = gateway::WebTransportInfo {
         port: webtransport_addr.port(),
         path: "/v1/live",
         certificate_sha256: config.cert.is_none().then(|| identity.fingerprint.clone()),
     };
-    let policy = config
-        .outreach
-        .validate()
-        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let policy = config.outreach.validate()?;
     let dialer = config
         .dialer
         .as_ref()
@@ -126,10 +177,13 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         metrics,
         webtransport: webtransport_info,
     });
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
+    let http_listen = config.http_listen;
+    let listener = tokio::net::TcpListener::bind(http_listen)
         .await
-        .with_context(|| format!("listening for HTTP on {}", config.http_listen))?;
-    let http_addr = listener.local_addr()?;
+        .map_err(|e| listening("HTTP", http_listen)(e.into()))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| listening("HTTP", http_listen)(e.into()))?;
     let router = http::router(shared.clone());
     let http = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -149,7 +203,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         ))
     });
     Ok(Running {
-        quic_addr: endpoint.local_addr()?,
+        quic_addr,
         http_addr,
         webtransport_addr,
         fingerprint: identity.fingerprint,

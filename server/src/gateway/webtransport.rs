@@ -11,12 +11,12 @@ use farsight_protocol::ErrorCode;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::{Endpoint, Identity, ServerConfig, VarInt};
 
-use crate::Shared;
 use crate::cert;
 use crate::relay::Outbound;
 use crate::relay::control::ControlReader;
 use crate::relay::serve::{read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};
+use crate::{ListenError, Shared};
 
 /// The WebTransport listener: bound first (so its port can be announced), then serving.
 pub struct Listener {
@@ -34,12 +34,13 @@ impl std::fmt::Debug for Listener {
 
 impl Listener {
     /// An HTTP/3 endpoint for WebTransport with the server's certificate.
-    pub fn bind(identity: &cert::Identity, addr: SocketAddr) -> anyhow::Result<Self> {
+    pub fn bind(identity: &cert::Identity, addr: SocketAddr) -> Result<Self, ListenError> {
         let chain = identity
             .chain
             .iter()
             .map(|c| wtransport::tls::Certificate::from_der(c.to_vec()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ListenError::Certificate(e.to_string()))?;
         let key = wtransport::tls::PrivateKey::from_der_pkcs8(identity.key.secret_der().to_vec());
         let identity = Identity::new(wtransport::tls::CertificateChain::new(chain), key);
         let config = ServerConfig::builder()

@@ -23,7 +23,7 @@ pub fn endpoint(
     identity: &Identity,
     addr: SocketAddr,
     reset_key: reset_key::ResetKey,
-) -> anyhow::Result<quinn::Endpoint> {
+) -> Result<quinn::Endpoint, crate::ListenError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -38,7 +38,11 @@ pub fn endpoint(
         .max_concurrent_uni_streams(256u32.into())
         .send_window(SEND_WINDOW)
         .keep_alive_interval(Some(Duration::from_secs(5)))
-        .max_idle_timeout(Some(Duration::from_secs(15).try_into()?));
+        .max_idle_timeout(Some(
+            Duration::from_secs(15)
+                .try_into()
+                .expect("15 s is a valid idle timeout"),
+        ));
     config.transport_config(Arc::new(transport));
     let socket = std::net::UdpSocket::bind(addr)?;
     let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
