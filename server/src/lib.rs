@@ -121,22 +121,15 @@ fn listening(what: &'static str, addr: SocketAddr) -> impl FnOnce(ListenError) -
     move |source| StartError::Listen { what, addr, source }
 }
 
-/// Opens the store (migrating it), loads or generates the certificate and starts listening.
-pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-        path: config.data_dir.clone(),
-        source,
-    })?;
-    let store = Store::open(&config.database_url)
-        .await
-        .map_err(|source| StartError::Database {
-            url: redact(&config.database_url),
-            source,
-        })?;
-    let identity = match &config.cert {
-        Some((cert, key)) => cert::load(cert, key)?,
-        None => cert::dev_identity(&config.data_dir)?,
-    };
+/// The relay's two UDP listeners, bound with the server's certificate.
+struct Listeners {
+    quic: quinn::Endpoint,
+    quic_addr: SocketAddr,
+    webtransport: gateway::webtransport::Listener,
+    webtransport_addr: SocketAddr,
+}
+
+fn bind_relay(config: &ServeConfig, identity: &cert::Identity) -> Result<Listeners, StartError> {
     let reset_key =
         quic::reset_key::ResetKey::load_or_create(&config.data_dir).map_err(|source| {
             StartError::ResetKey {
@@ -144,17 +137,53 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
                 source,
             }
         })?;
-    let endpoint = quic::endpoint(&identity, config.quic_listen, reset_key)
-        .map_err(listening("QUIC", config.quic_listen))?;
-    let quic_addr = endpoint
+    let quic_listen = config.quic_listen;
+    let quic = quic::endpoint(identity, quic_listen, reset_key)
+        .map_err(listening("QUIC", quic_listen))?;
+    let quic_addr = quic
         .local_addr()
-        .map_err(|e| listening("QUIC", config.quic_listen)(e.into()))?;
+        .map_err(|e| listening("QUIC", quic_listen)(e.into()))?;
     let wt_listen = config.webtransport_listen;
-    let mut webtransport = gateway::webtransport::Listener::bind(&identity, wt_listen)
+    let webtransport = gateway::webtransport::Listener::bind(identity, wt_listen)
         .map_err(listening("WebTransport", wt_listen))?;
     let webtransport_addr = webtransport
         .local_addr()
         .map_err(|e| listening("WebTransport", wt_listen)(e.into()))?;
+    Ok(Listeners {
+        quic,
+        quic_addr,
+        webtransport,
+        webtransport_addr,
+    })
+}
+
+/// The data directory and the store in it (migrated).
+async fn open_store(config: &ServeConfig) -> Result<Store, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    Store::open(&config.database_url)
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact(&config.database_url),
+            source,
+        })
+}
+
+/// Opens the store (migrating it), loads or generates the certificate and starts listening.
+pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
+    let store = open_store(config).await?;
+    let identity = match &config.cert {
+        Some((cert, key)) => cert::load(cert, key)?,
+        None => cert::dev_identity(&config.data_dir)?,
+    };
+    let Listeners {
+        quic: endpoint,
+        quic_addr,
+        mut webtransport,
+        webtransport_addr,
+    } = bind_relay(config, &identity)?;
     let webtransport_info = gateway::WebTransportInfo {
         port: webtransport_addr.port(),
         path: "/v1/live",
