@@ -64,30 +64,7 @@ pub fn plan_calls(
             ((p.user.clone(), p.topic.clone()), text.join("; "))
         })
         .collect();
-    let candidates: Vec<Candidate> = predictions
-        .iter()
-        .filter_map(|p| {
-            let profile = state.profiles.get(&p.user)?;
-            let (last, open) = state
-                .history
-                .get(&(p.user.clone(), p.topic.clone()))
-                .copied()
-                .unwrap_or((None, false));
-            Some(Candidate {
-                user: p.user.clone(),
-                topic: p.topic.clone(),
-                probability: p.probability,
-                tier: profile.tier,
-                tz: profile.tz.clone(),
-                phone: profile.phone.clone(),
-                consent: profile.consent,
-                do_not_call: profile.do_not_call,
-                holdout: state.groups.get(&p.user).copied().unwrap_or(false),
-                last_call_ms: last,
-                open_call: open,
-            })
-        })
-        .collect();
+    let candidates = candidates(predictions, &state);
     let (plan, skipped) = policy.plan(candidates, now_ms, state.used, state.planned_today);
 
     let mut report = PlanReport::default();
@@ -132,6 +109,35 @@ pub fn plan_calls(
         }
     }
     (rows, report)
+}
+
+/// The policy's view of each predicted user; a user with no profile cannot be called, so
+/// their predictions are left out.
+fn candidates(predictions: &[Prediction], state: &PlanState) -> Vec<Candidate> {
+    predictions
+        .iter()
+        .filter_map(|p| {
+            let profile = state.profiles.get(&p.user)?;
+            let (last, open) = state
+                .history
+                .get(&(p.user.clone(), p.topic.clone()))
+                .copied()
+                .unwrap_or((None, false));
+            Some(Candidate {
+                user: p.user.clone(),
+                topic: p.topic.clone(),
+                probability: p.probability,
+                tier: profile.tier,
+                tz: profile.tz.clone(),
+                phone: profile.phone.clone(),
+                consent: profile.consent,
+                do_not_call: profile.do_not_call,
+                holdout: state.groups.get(&p.user).copied().unwrap_or(false),
+                last_call_ms: last,
+                open_call: open,
+            })
+        })
+        .collect()
 }
 
 /// `None` when a claimed call may be dialled now; otherwise when to try it instead. A call

@@ -455,73 +455,123 @@ struct World<'a> {
 
 /// Advances one user by their local day `d`, writing that day's events.
 fn step(rng: &mut StdRng, world: &World, u: &mut UserState, user: u32, d: i32, out: &mut Stream) {
-    // Days wholly before the start only move the latent state.
-    let emit = d >= -1;
-    let weekend = (world.weekday0 + d).rem_euclid(7) >= 5;
-    let day_start = world.start_ms + i64::from(d) * DAY_MS - u.offset_ms;
-    let mut push = |rng: &mut StdRng, kind: EventKind, topic: usize, attr: u32| {
-        let ts = day_start + office_time_ms(rng);
-        out.push(ts, user, kind, topic as u8, attr);
-        ts
+    let mut day = Day {
+        out,
+        user,
+        d,
+        // Days wholly before the start only move the latent state.
+        emit: d >= -1,
+        weekend: (world.weekday0 + d).rem_euclid(7) >= 5,
+        start_ms: world.start_ms + i64::from(d) * DAY_MS - u.offset_ms,
     };
-
-    // SDK upgrades.
     let newest = world.releases.newest(d);
+    upgrade_sdk(rng, &mut day, world.start_ms, u, newest);
+    // Fresh upgrades break things for about a week; old versions break some topics.
+    let exposure = Exposure {
+        activity: u.activity,
+        upgrade_bump: match u.last_upgrade {
+            Some((at, size)) if d - at <= 10 => size * (-f64::from(d - at) / 4.0).exp(),
+            _ => 0.0,
+        },
+        lag: f64::from(newest.0.saturating_sub(u.version.0).min(8)),
+    };
+    everyday_use(rng, &mut day, u, &exposure);
+    trouble(rng, &mut day, u, &exposure);
+}
+
+/// One user's local day `d` and where its events go.
+struct Day<'a> {
+    out: &'a mut Stream,
+    user: u32,
+    d: i32,
+    emit: bool,
+    weekend: bool,
+    /// The user's local midnight.
+    start_ms: i64,
+}
+
+impl Day<'_> {
+    /// Writes an event at a random time of the day and returns that time.
+    fn push(&mut self, rng: &mut StdRng, kind: EventKind, topic: usize, attr: u32) -> i64 {
+        let ts = self.start_ms + office_time_ms(rng);
+        self.out.push(ts, self.user, kind, topic as u8, attr);
+        ts
+    }
+
+    /// Damps trouble and contacts on a weekend so that, with its fewer active days, they
+    /// come to about a third of a weekday's.
+    fn trouble_factor(&self) -> f64 {
+        if self.weekend { 0.5 } else { 1.0 }
+    }
+}
+
+/// What makes a user's topics break on a given day.
+struct Exposure {
+    activity: f64,
+    /// Decays over the week or so after an upgrade.
+    upgrade_bump: f64,
+    /// Minors behind the newest, capped.
+    lag: f64,
+}
+
+/// SDK upgrades: one is scheduled once a new minor is out and made on the day it falls due.
+fn upgrade_sdk(rng: &mut StdRng, day: &mut Day, start_ms: i64, u: &mut UserState, newest: Version) {
+    let d = day.d;
     // Users move when a new minor is out (taking its newest patch); a patch alone rarely
     // makes anyone upgrade.
     if u.version.0 < newest.0 && u.upgrade_day.is_none() {
         u.upgrade_day = Some(d + 1 + exponential(rng, 1.0 / u.upgrade_delay) as i32);
     }
-    if u.upgrade_day.is_some_and(|day| day <= d) {
+    if u.upgrade_day.is_some_and(|due| due <= d) {
         // Jumping several minors at once breaks more.
         let size = (1.0 + 0.2 * f64::from(newest.0 - u.version.0 - 1)).min(2.0);
         u.version = newest;
         u.upgrade_day = None;
         u.last_upgrade = Some((d, size));
-        let ts = push(rng, EventKind::SdkVersion, 0, pack_version(newest));
-        if ts < world.start_ms {
+        let ts = day.push(rng, EventKind::SdkVersion, 0, pack_version(newest));
+        if ts < start_ms {
             u.start_version = newest;
         }
     }
-    // Fresh upgrades break things for about a week; old versions break some topics.
-    let upgrade_bump = match u.last_upgrade {
-        Some((day, size)) if d - day <= 10 => size * (-f64::from(d - day) / 4.0).exp(),
-        _ => 0.0,
-    };
-    let lag = f64::from(newest.0.saturating_sub(u.version.0).min(8));
+}
 
-    // Baseline activity; a weekend has under half the active days and fewer events on each,
-    // with trouble and contacts about a third of a weekday in all.
-    let a = u.activity;
-    let p_active = (0.35 + 0.25 * a).min(0.95) * if weekend { 0.45 } else { 1.0 };
-    if emit && rng.random_bool(p_active) {
-        let volume = if weekend { 0.65 } else { 1.0 };
-        for _ in 0..1 + poisson(rng, 3.0 * a * volume) {
-            let t = pick_topic(rng, &u.cumulative);
-            push(rng, EventKind::FeatureUse, t, 0);
+/// Baseline activity; a weekend has under half the active days and fewer events on each,
+/// with trouble and contacts about a third of a weekday in all.
+fn everyday_use(rng: &mut StdRng, day: &mut Day, u: &UserState, exposure: &Exposure) {
+    let a = exposure.activity;
+    let p_active = (0.35 + 0.25 * a).min(0.95) * if day.weekend { 0.45 } else { 1.0 };
+    if !day.emit || !rng.random_bool(p_active) {
+        return;
+    }
+    let volume = if day.weekend { 0.65 } else { 1.0 };
+    for _ in 0..1 + poisson(rng, 3.0 * a * volume) {
+        let t = pick_topic(rng, &u.cumulative);
+        day.push(rng, EventKind::FeatureUse, t, 0);
+    }
+    for _ in 0..poisson(rng, 0.25 * a * volume) {
+        let t = pick_topic(rng, &u.cumulative);
+        day.push(rng, EventKind::DocView, t, 0);
+    }
+    for (t, (pair, model)) in u.pairs.iter().zip(&MODELS).enumerate() {
+        if pair.weight == 0.0 {
+            continue;
         }
-        for _ in 0..poisson(rng, 0.25 * a * volume) {
-            let t = pick_topic(rng, &u.cumulative);
-            push(rng, EventKind::DocView, t, 0);
-        }
-        for (t, (pair, model)) in u.pairs.iter().zip(&MODELS).enumerate() {
-            if pair.weight == 0.0 {
-                continue;
-            }
-            let rate = 0.05
-                * pair.weight
-                * a
-                * (1.0 + model.lag_sensitivity * lag)
-                * (1.0 + 6.0 * model.upgrade_sensitivity * upgrade_bump);
-            for _ in 0..poisson(rng, rate) {
-                let code = rng.random_range(0..model.codes.len()) as u32;
-                push(rng, EventKind::ApiError, t, code);
-            }
+        let rate = 0.05
+            * pair.weight
+            * a
+            * (1.0 + model.lag_sensitivity * exposure.lag)
+            * (1.0 + 6.0 * model.upgrade_sensitivity * exposure.upgrade_bump);
+        for _ in 0..poisson(rng, rate) {
+            let code = rng.random_range(0..model.codes.len()) as u32;
+            day.push(rng, EventKind::ApiError, t, code);
         }
     }
+}
 
-    // Latent trouble episodes and the contacts they lead to.
-    let day_factor = if weekend { 0.5 } else { 1.0 };
+/// Latent trouble episodes and the contacts they lead to.
+fn trouble(rng: &mut StdRng, day: &mut Day, u: &mut UserState, exposure: &Exposure) {
+    // Taken before the loop: a contact today on one topic does not change the odds of
+    // another topic's contact today.
     let repeat = f64::from(u.contacts.min(3));
     for (t, model) in MODELS.iter().enumerate() {
         let pair = &mut u.pairs[t];
@@ -532,78 +582,103 @@ fn step(rng: &mut StdRng, world: &World, u: &mut UserState, user: u32, d: i32, o
         if idle && pair.cooldown > 0 {
             pair.cooldown -= 1;
         } else if idle {
-            let hazard = model.hazard
-                * (0.5 + pair.weight)
-                * a.sqrt()
-                * (1.0 + 12.0 * model.upgrade_sensitivity * upgrade_bump)
-                * (1.0 + model.lag_sensitivity * lag);
-            if rng.random_bool(hazard.min(0.5)) {
-                pair.brewing = rng.random_range(1..=4);
-                pair.erroring = rng.random_range(2..=7);
-                pair.severity = (0.5 + 0.7 * exponential(rng, 1.0)).min(3.0);
-                pair.code = rng.random_range(0..model.codes.len()) as u8;
-                let tier_base = [0.33, 0.42, 0.50, 0.58][u.tier as usize];
-                let p_contact =
-                    (tier_base + 0.1 * (pair.severity - 1.0) + 0.07 * repeat).clamp(0.15, 0.85);
-                if pair.contact_day.is_none() && rng.random_bool(p_contact) {
-                    let after_errors = pick(rng, [2.0, 3.0, 3.0, 2.0, 1.0, 1.0].into_iter());
-                    pair.contact_day = Some(d + i32::from(pair.brewing) + after_errors as i32);
-                }
-            } else if pair.contact_day.is_none() {
-                // Contacts with no visible precursor.
-                let tier_factor = 1.0 + 0.25 * u.tier.rank();
-                let noise = 0.001 * tier_factor * (1.0 + 0.3 * repeat) * day_factor;
-                if rng.random_bool(noise) {
-                    pair.contact_day = Some(d);
-                }
-            }
+            maybe_start_episode(rng, day, pair, model, u.tier, exposure, repeat);
         }
-
-        if pair.brewing > 0 {
-            pair.brewing -= 1;
-            if emit {
-                for _ in 0..poisson(rng, 0.9 * pair.severity * day_factor) {
-                    push(rng, EventKind::DocView, t, 0);
-                }
-                for _ in 0..poisson(rng, 0.4 * pair.severity * day_factor) {
-                    push(rng, EventKind::ApiError, t, u32::from(pair.code));
-                }
-            }
-        } else if pair.erroring > 0 {
-            pair.erroring -= 1;
-            if pair.erroring == 0 {
-                pair.cooldown = 7;
-            }
-            if emit {
-                for _ in 0..poisson(rng, 1.0 * pair.severity * day_factor) {
-                    push(rng, EventKind::DocView, t, 0);
-                }
-                // Errors come from the user's app in the field, weekends included.
-                for _ in 0..poisson(rng, 3.0 * pair.severity * (0.5 + 0.5 * day_factor)) {
-                    let code = if rng.random_bool(0.8) {
-                        pair.code
-                    } else {
-                        rng.random_range(0..model.codes.len()) as u8
-                    };
-                    push(rng, EventKind::ApiError, t, u32::from(code));
-                }
-            }
-        }
-
-        if pair.contact_day.is_some_and(|day| day <= d) {
-            // Most people wait for Monday rather than call on a weekend.
-            if weekend && rng.random_bool(0.7) {
-                continue;
-            }
-            pair.contact_day = None;
+        episode_events(rng, day, pair, t);
+        if contact_if_due(rng, day, pair, t) {
             u.contacts += 1;
-            // Support helps: the burst dies down soon after.
-            pair.erroring = pair.erroring.min(2);
-            if emit {
-                push(rng, EventKind::SupportContact, t, 0);
+        }
+    }
+}
+
+/// A new episode on an idle pair, decided with whether it ends in a contact; without one,
+/// a contact may still come out of the blue.
+fn maybe_start_episode(
+    rng: &mut StdRng,
+    day: &Day,
+    pair: &mut Pair,
+    model: &TopicModel,
+    tier: Tier,
+    exposure: &Exposure,
+    repeat: f64,
+) {
+    let hazard = model.hazard
+        * (0.5 + pair.weight)
+        * exposure.activity.sqrt()
+        * (1.0 + 12.0 * model.upgrade_sensitivity * exposure.upgrade_bump)
+        * (1.0 + model.lag_sensitivity * exposure.lag);
+    if rng.random_bool(hazard.min(0.5)) {
+        pair.brewing = rng.random_range(1..=4);
+        pair.erroring = rng.random_range(2..=7);
+        pair.severity = (0.5 + 0.7 * exponential(rng, 1.0)).min(3.0);
+        pair.code = rng.random_range(0..model.codes.len()) as u8;
+        let tier_base = [0.33, 0.42, 0.50, 0.58][tier as usize];
+        let p_contact = (tier_base + 0.1 * (pair.severity - 1.0) + 0.07 * repeat).clamp(0.15, 0.85);
+        if pair.contact_day.is_none() && rng.random_bool(p_contact) {
+            let after_errors = pick(rng, [2.0, 3.0, 3.0, 2.0, 1.0, 1.0].into_iter());
+            pair.contact_day = Some(day.d + i32::from(pair.brewing) + after_errors as i32);
+        }
+    } else if pair.contact_day.is_none() {
+        // Contacts with no visible precursor.
+        let tier_factor = 1.0 + 0.25 * tier.rank();
+        let noise = 0.001 * tier_factor * (1.0 + 0.3 * repeat) * day.trouble_factor();
+        if rng.random_bool(noise) {
+            pair.contact_day = Some(day.d);
+        }
+    }
+}
+
+/// The doc reading of an episode's first days, then its burst of errors.
+fn episode_events(rng: &mut StdRng, day: &mut Day, pair: &mut Pair, t: usize) {
+    let day_factor = day.trouble_factor();
+    if pair.brewing > 0 {
+        pair.brewing -= 1;
+        if day.emit {
+            for _ in 0..poisson(rng, 0.9 * pair.severity * day_factor) {
+                day.push(rng, EventKind::DocView, t, 0);
+            }
+            for _ in 0..poisson(rng, 0.4 * pair.severity * day_factor) {
+                day.push(rng, EventKind::ApiError, t, u32::from(pair.code));
+            }
+        }
+    } else if pair.erroring > 0 {
+        pair.erroring -= 1;
+        if pair.erroring == 0 {
+            pair.cooldown = 7;
+        }
+        if day.emit {
+            for _ in 0..poisson(rng, 1.0 * pair.severity * day_factor) {
+                day.push(rng, EventKind::DocView, t, 0);
+            }
+            // Errors come from the user's app in the field, weekends included.
+            for _ in 0..poisson(rng, 3.0 * pair.severity * (0.5 + 0.5 * day_factor)) {
+                let code = if rng.random_bool(0.8) {
+                    pair.code
+                } else {
+                    rng.random_range(0..MODELS[t].codes.len()) as u8
+                };
+                day.push(rng, EventKind::ApiError, t, u32::from(code));
             }
         }
     }
+}
+
+/// Whether the user gets in touch about the pair's topic today.
+fn contact_if_due(rng: &mut StdRng, day: &mut Day, pair: &mut Pair, t: usize) -> bool {
+    if pair.contact_day.is_none_or(|due| due > day.d) {
+        return false;
+    }
+    // Most people wait for Monday rather than call on a weekend.
+    if day.weekend && rng.random_bool(0.7) {
+        return false;
+    }
+    pair.contact_day = None;
+    // Support helps: the burst dies down soon after.
+    pair.erroring = pair.erroring.min(2);
+    if day.emit {
+        day.push(rng, EventKind::SupportContact, t, 0);
+    }
+    true
 }
 
 /// Milliseconds into a local day: mostly office hours (a peak early afternoon), sometimes
