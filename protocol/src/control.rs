@@ -347,21 +347,15 @@ impl ControlMessage {
                 b.put_u16(*code as u16);
                 put_string(b, message, MAX_ERROR_MESSAGE_LEN);
             }
-            Join { session } | Leave { session } | Clear { session } | Unfreeze { session } => {
-                b.put_u64(session.0)
-            }
-            KeyframeRequest { session } => b.put_u64(session.0),
+            Join { session }
+            | Leave { session }
+            | Clear { session }
+            | Unfreeze { session }
+            | KeyframeRequest { session } => b.put_u64(session.0),
             Joined {
                 session,
                 participants,
-            } => {
-                b.put_u64(session.0);
-                let n = participants.len().min(MAX_PARTICIPANTS);
-                b.put_u16(n as u16);
-                for p in &participants[..n] {
-                    put_participant(b, p);
-                }
-            }
+            } => put_joined(b, *session, participants),
             Presence {
                 session,
                 participant,
@@ -371,52 +365,19 @@ impl ControlMessage {
                 put_participant(b, participant);
                 b.put_u8(*present as u8);
             }
-            Annotate(a) => {
-                b.put_u64(a.session.0);
-                b.put_u64(a.id.0);
-                b.put_u64(a.author.0);
-                b.put_u8(a.kind as u8);
-                b.put_u64(a.frame.0);
-                let n = a.points.len().min(MAX_POINTS);
-                b.put_u16(n as u16);
-                for [x, y] in &a.points[..n] {
-                    b.put_f32(*x);
-                    b.put_f32(*y);
-                }
-                b.put_u32(a.style.rgba);
-                b.put_f32(a.style.width);
-                put_string(b, &a.text, MAX_TEXT_LEN);
-            }
+            Annotate(a) => put_annotate(b, a),
             AnchorResolved {
                 session,
                 id,
                 depth,
                 points,
-            } => {
-                b.put_u64(session.0);
-                b.put_u64(id.0);
-                b.put_u8(*depth as u8);
-                let n = points.len().min(MAX_POINTS);
-                b.put_u16(n as u16);
-                for p in &points[..n] {
-                    p.iter().for_each(|v| b.put_f32(*v));
-                }
-            }
-            Erase { session, id } => {
-                b.put_u64(session.0);
-                b.put_u64(id.0);
-            }
-            Freeze { session, frame } => {
-                b.put_u64(session.0);
-                b.put_u64(frame.0);
-            }
+            } => put_anchor_resolved(b, *session, *id, *depth, points),
+            Erase { session, id } => put_session_and(b, *session, id.0),
+            Freeze { session, frame } => put_session_and(b, *session, frame.0),
             BitrateHint {
                 session,
                 bits_per_second,
-            } => {
-                b.put_u64(session.0);
-                b.put_u64(*bits_per_second);
-            }
+            } => put_session_and(b, *session, *bits_per_second),
         }
     }
 
@@ -425,126 +386,50 @@ impl ControlMessage {
         use ControlMessage as M;
         let mut r = Reader::new(payload);
         let r = &mut r;
-        let session = |r: &mut Reader| r.u64("session").map(SessionId);
         let msg = match ty {
-            types::HELLO => M::Hello {
-                version: r.u16("Hello.version")?,
-                role: role(r, "Hello.role")?,
-                token: r.string("Hello.token", MAX_TOKEN_LEN)?,
-                resume: SessionId(r.u64("Hello.resume")?),
-            },
+            types::HELLO => read_hello(r)?,
             types::WELCOME => M::Welcome {
                 participant: ParticipantId(r.u64("Welcome.participant")?),
-                session: session(r)?,
+                session: read_session(r)?,
                 name: r.string("Welcome.name", MAX_NAME_LEN)?,
             },
-            types::ERROR => {
-                let raw = r.u16("Error.code")?;
-                let code = ErrorCode::from_u16(raw).ok_or(DecodeError::InvalidValue {
-                    field: "Error.code",
-                    value: raw.into(),
-                })?;
-                M::Error {
-                    code,
-                    message: r.string("Error.message", MAX_ERROR_MESSAGE_LEN)?,
-                }
-            }
-            types::JOIN => M::Join {
-                session: session(r)?,
+            types::ERROR => M::Error {
+                code: error_code(r)?,
+                message: r.string("Error.message", MAX_ERROR_MESSAGE_LEN)?,
             },
-            types::JOINED => {
-                let session = session(r)?;
-                let n = r.count("Joined.participants", MAX_PARTICIPANTS)?;
-                let participants = (0..n).map(|_| participant(r)).collect::<Result<_, _>>()?;
-                M::Joined {
-                    session,
-                    participants,
-                }
-            }
+            types::JOIN => M::Join {
+                session: read_session(r)?,
+            },
+            types::JOINED => read_joined(r)?,
             types::LEAVE => M::Leave {
-                session: session(r)?,
+                session: read_session(r)?,
             },
             types::PRESENCE => M::Presence {
-                session: session(r)?,
+                session: read_session(r)?,
                 participant: participant(r)?,
                 present: boolean(r, "Presence.present")?,
             },
-            types::ANNOTATE => {
-                let session = session(r)?;
-                let id = AnnotationId(r.u64("Annotate.id")?);
-                let author = ParticipantId(r.u64("Annotate.author")?);
-                let raw = r.u8("Annotate.kind")?;
-                let kind = AnnotationKind::from_u8(raw).ok_or(DecodeError::InvalidValue {
-                    field: "Annotate.kind",
-                    value: raw.into(),
-                })?;
-                let frame = FrameSeq(r.u64("Annotate.frame")?);
-                let n = r.count("Annotate.points", MAX_POINTS)?;
-                let points = (0..n)
-                    .map(|_| Ok([r.f32("Annotate.points.x")?, r.f32("Annotate.points.y")?]))
-                    .collect::<Result<_, DecodeError>>()?;
-                let style = Style {
-                    rgba: r.u32("Annotate.style.rgba")?,
-                    width: r.f32("Annotate.style.width")?,
-                };
-                M::Annotate(Annotate {
-                    session,
-                    id,
-                    author,
-                    kind,
-                    frame,
-                    points,
-                    style,
-                    text: r.string("Annotate.text", MAX_TEXT_LEN)?,
-                })
-            }
-            types::ANCHOR_RESOLVED => {
-                let session = session(r)?;
-                let id = AnnotationId(r.u64("AnchorResolved.id")?);
-                let raw = r.u8("AnchorResolved.depth")?;
-                let depth = match raw {
-                    1 => DepthSource::Measured,
-                    2 => DepthSource::MedianPlane,
-                    _ => {
-                        return Err(DecodeError::InvalidValue {
-                            field: "AnchorResolved.depth",
-                            value: raw.into(),
-                        });
-                    }
-                };
-                let n = r.count("AnchorResolved.points", MAX_POINTS)?;
-                let points = (0..n)
-                    .map(|_| {
-                        let f = "AnchorResolved.points";
-                        Ok([r.f32(f)?, r.f32(f)?, r.f32(f)?])
-                    })
-                    .collect::<Result<_, DecodeError>>()?;
-                M::AnchorResolved {
-                    session,
-                    id,
-                    depth,
-                    points,
-                }
-            }
+            types::ANNOTATE => M::Annotate(read_annotate(r)?),
+            types::ANCHOR_RESOLVED => read_anchor_resolved(r)?,
             types::ERASE => M::Erase {
-                session: session(r)?,
+                session: read_session(r)?,
                 id: AnnotationId(r.u64("Erase.id")?),
             },
             types::CLEAR => M::Clear {
-                session: session(r)?,
+                session: read_session(r)?,
             },
             types::FREEZE => M::Freeze {
-                session: session(r)?,
+                session: read_session(r)?,
                 frame: FrameSeq(r.u64("Freeze.frame")?),
             },
             types::UNFREEZE => M::Unfreeze {
-                session: session(r)?,
+                session: read_session(r)?,
             },
             types::KEYFRAME_REQUEST => M::KeyframeRequest {
-                session: session(r)?,
+                session: read_session(r)?,
             },
             types::BITRATE_HINT => M::BitrateHint {
-                session: session(r)?,
+                session: read_session(r)?,
                 bits_per_second: r.u64("BitrateHint.bits_per_second")?,
             },
             _ => return Ok(None),
@@ -556,6 +441,155 @@ impl ControlMessage {
             });
         }
         Ok(Some(msg))
+    }
+}
+
+/// The session id that leads most payloads. Its error names the bare field, whatever the
+/// message, as it always has.
+fn read_session(r: &mut Reader) -> Result<SessionId, DecodeError> {
+    r.u64("session").map(SessionId)
+}
+
+fn read_hello(r: &mut Reader) -> Result<ControlMessage, DecodeError> {
+    Ok(ControlMessage::Hello {
+        version: r.u16("Hello.version")?,
+        role: role(r, "Hello.role")?,
+        token: r.string("Hello.token", MAX_TOKEN_LEN)?,
+        resume: SessionId(r.u64("Hello.resume")?),
+    })
+}
+
+fn error_code(r: &mut Reader) -> Result<ErrorCode, DecodeError> {
+    let raw = r.u16("Error.code")?;
+    ErrorCode::from_u16(raw).ok_or(DecodeError::InvalidValue {
+        field: "Error.code",
+        value: raw.into(),
+    })
+}
+
+/// Sends at most [`MAX_PARTICIPANTS`]; the decoder rejects more.
+fn put_joined(b: &mut BytesMut, session: SessionId, participants: &[Participant]) {
+    b.put_u64(session.0);
+    let n = participants.len().min(MAX_PARTICIPANTS);
+    b.put_u16(n as u16);
+    for p in &participants[..n] {
+        put_participant(b, p);
+    }
+}
+
+fn read_joined(r: &mut Reader) -> Result<ControlMessage, DecodeError> {
+    let session = read_session(r)?;
+    let n = r.count("Joined.participants", MAX_PARTICIPANTS)?;
+    let participants = (0..n).map(|_| participant(r)).collect::<Result<_, _>>()?;
+    Ok(ControlMessage::Joined {
+        session,
+        participants,
+    })
+}
+
+fn put_session_and(b: &mut BytesMut, session: SessionId, value: u64) {
+    b.put_u64(session.0);
+    b.put_u64(value);
+}
+
+/// Sends at most [`MAX_POINTS`]; the decoder rejects more.
+fn put_annotate(b: &mut BytesMut, a: &Annotate) {
+    b.put_u64(a.session.0);
+    b.put_u64(a.id.0);
+    b.put_u64(a.author.0);
+    b.put_u8(a.kind as u8);
+    b.put_u64(a.frame.0);
+    let n = a.points.len().min(MAX_POINTS);
+    b.put_u16(n as u16);
+    for [x, y] in &a.points[..n] {
+        b.put_f32(*x);
+        b.put_f32(*y);
+    }
+    b.put_u32(a.style.rgba);
+    b.put_f32(a.style.width);
+    put_string(b, &a.text, MAX_TEXT_LEN);
+}
+
+fn read_annotate(r: &mut Reader) -> Result<Annotate, DecodeError> {
+    let session = read_session(r)?;
+    let id = AnnotationId(r.u64("Annotate.id")?);
+    let author = ParticipantId(r.u64("Annotate.author")?);
+    let kind = annotation_kind(r)?;
+    let frame = FrameSeq(r.u64("Annotate.frame")?);
+    let n = r.count("Annotate.points", MAX_POINTS)?;
+    let points = (0..n)
+        .map(|_| Ok([r.f32("Annotate.points.x")?, r.f32("Annotate.points.y")?]))
+        .collect::<Result<_, DecodeError>>()?;
+    let style = Style {
+        rgba: r.u32("Annotate.style.rgba")?,
+        width: r.f32("Annotate.style.width")?,
+    };
+    Ok(Annotate {
+        session,
+        id,
+        author,
+        kind,
+        frame,
+        points,
+        style,
+        text: r.string("Annotate.text", MAX_TEXT_LEN)?,
+    })
+}
+
+fn annotation_kind(r: &mut Reader) -> Result<AnnotationKind, DecodeError> {
+    let raw = r.u8("Annotate.kind")?;
+    AnnotationKind::from_u8(raw).ok_or(DecodeError::InvalidValue {
+        field: "Annotate.kind",
+        value: raw.into(),
+    })
+}
+
+/// Sends at most [`MAX_POINTS`]; the decoder rejects more.
+fn put_anchor_resolved(
+    b: &mut BytesMut,
+    session: SessionId,
+    id: AnnotationId,
+    depth: DepthSource,
+    points: &[[f32; 3]],
+) {
+    b.put_u64(session.0);
+    b.put_u64(id.0);
+    b.put_u8(depth as u8);
+    let n = points.len().min(MAX_POINTS);
+    b.put_u16(n as u16);
+    for p in &points[..n] {
+        p.iter().for_each(|v| b.put_f32(*v));
+    }
+}
+
+fn read_anchor_resolved(r: &mut Reader) -> Result<ControlMessage, DecodeError> {
+    let session = read_session(r)?;
+    let id = AnnotationId(r.u64("AnchorResolved.id")?);
+    let depth = depth_source(r)?;
+    let n = r.count("AnchorResolved.points", MAX_POINTS)?;
+    let points = (0..n)
+        .map(|_| {
+            let f = "AnchorResolved.points";
+            Ok([r.f32(f)?, r.f32(f)?, r.f32(f)?])
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(ControlMessage::AnchorResolved {
+        session,
+        id,
+        depth,
+        points,
+    })
+}
+
+fn depth_source(r: &mut Reader) -> Result<DepthSource, DecodeError> {
+    let raw = r.u8("AnchorResolved.depth")?;
+    match raw {
+        1 => Ok(DepthSource::Measured),
+        2 => Ok(DepthSource::MedianPlane),
+        _ => Err(DecodeError::InvalidValue {
+            field: "AnchorResolved.depth",
+            value: raw.into(),
+        }),
     }
 }
 

@@ -190,6 +190,44 @@ struct Leg {
 }
 
 impl Leg {
+    fn new(
+        role: Role,
+        params: &CallParams,
+        seed: u64,
+        from: String,
+        extra: Vec<(&'static str, String)>,
+    ) -> Leg {
+        let party = match role {
+            Role::Agent => &params.agent,
+            Role::Customer => &params.customer,
+        };
+        let local_tag = format!("{:016x}", splitmix(seed ^ role as u64));
+        Leg {
+            role,
+            party: party.clone(),
+            call_id: format!("{}-{}", params.call_id, role.suffix()),
+            from: format!("{from};tag={local_tag}"),
+            local_tag,
+            extra,
+            cseq: 0,
+            state: LegState::Idle,
+            invite: None,
+            invite_cseq: 0,
+            invite_body: Vec::new(),
+            others: Vec::new(),
+            completed: Vec::new(),
+            remote_tag: None,
+            remote_target: None,
+            route: Vec::new(),
+            remote_sdp: Vec::new(),
+            ack: None,
+            auth_tried: false,
+            no_answer_at: None,
+            cancelled: false,
+            cancel_pending: false,
+        }
+    }
+
     fn request(&self, ctx: &Ctx, method: Method, uri: &str, branch: &str, cseq: u32) -> Message {
         let to = match &self.remote_tag {
             Some(tag) if method != Method::Cancel => format!("<{}>;tag={tag}", self.party.uri),
@@ -215,6 +253,24 @@ impl Leg {
             m.push("Route", r.clone());
         }
         m
+    }
+
+    /// Takes the dialog state from the 2xx to our INVITE (RFC 3261 §12.1.2).
+    fn enter_dialog(&mut self, msg: &Message) {
+        self.remote_tag = msg
+            .header("To")
+            .and_then(|v| header_param(v, "tag"))
+            .map(str::to_string);
+        self.remote_target = msg.header("Contact").map(|c| uri_of(c).to_string());
+        self.route = msg
+            .headers("Record-Route")
+            .flat_map(split_list)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        self.remote_sdp = msg.body.clone();
+        self.state = LegState::Answered;
     }
 
     fn transmit(&self, payload: Vec<u8>) -> Transmit {
@@ -356,85 +412,76 @@ fn split_list(value: &str) -> Vec<String> {
     out
 }
 
+/// Rejects URIs and Call-IDs that would break the headers they go into.
+fn validate(params: &CallParams) -> Result<(), RequestError> {
+    for uri in [&params.agent.uri, &params.customer.uri] {
+        if !valid_uri(uri) {
+            return Err(RequestError::BadUri(uri.chars().take(80).collect()));
+        }
+    }
+    if !valid_call_id(&params.call_id) {
+        return Err(RequestError::BadCallId(
+            params.call_id.chars().take(80).collect(),
+        ));
+    }
+    Ok(())
+}
+
+/// The agent leg's From and extra INVITE headers: the agent's phone shows whom it is about to
+/// talk to and why.
+fn agent_identity(params: &CallParams) -> (String, Vec<(&'static str, String)>) {
+    let customer_name = display_name(&params.customer.display);
+    let from = format!("\"{customer_name}\" <{}>", params.customer.uri);
+    let extra = vec![
+        (
+            "Subject",
+            sanitize(
+                &format!("Outreach call to {customer_name} {}", params.customer.uri),
+                MAX_DISPLAY_BYTES * 2,
+            ),
+        ),
+        (
+            "X-Farsight-Reason",
+            sanitize(&params.reason, MAX_REASON_BYTES),
+        ),
+    ];
+    (from, extra)
+}
+
+/// The customer leg's From: the agent's name at our address, with the digest user as the user
+/// part when it is safe to put in a URI.
+fn customer_identity(params: &CallParams) -> String {
+    let user = params
+        .credentials
+        .as_ref()
+        .map(|c| c.username.clone())
+        .filter(|u| {
+            u.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+        })
+        .unwrap_or_else(|| "farsight".to_string());
+    format!(
+        "\"{}\" <sip:{user}@{}>",
+        display_name(&params.agent.display),
+        params.local.ip()
+    )
+}
+
 impl Call {
     /// Validates the request and queues the INVITE to the agent. `seed` feeds tags and the
     /// digest cnonce (the shell passes a random value; tests a fixed one).
     pub fn new(params: CallParams, now: Instant, seed: u64) -> Result<Call, RequestError> {
-        for uri in [&params.agent.uri, &params.customer.uri] {
-            if !valid_uri(uri) {
-                return Err(RequestError::BadUri(uri.chars().take(80).collect()));
-            }
-        }
-        if !valid_call_id(&params.call_id) {
-            return Err(RequestError::BadCallId(
-                params.call_id.chars().take(80).collect(),
-            ));
-        }
+        validate(&params)?;
         let ctx = Ctx {
             local: params.local,
             transport: params.transport,
             timers: params.timers,
         };
-        let user = params
-            .credentials
-            .as_ref()
-            .map(|c| c.username.clone())
-            .filter(|u| {
-                u.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
-            })
-            .unwrap_or_else(|| "farsight".to_string());
-        let customer_name = display_name(&params.customer.display);
-        let leg = |role: Role, party: &Party, from: String, extra| {
-            let local_tag = format!("{:016x}", splitmix(seed ^ role as u64));
-            Leg {
-                role,
-                party: party.clone(),
-                call_id: format!("{}-{}", params.call_id, role.suffix()),
-                from: format!("{from};tag={local_tag}"),
-                local_tag,
-                extra,
-                cseq: 0,
-                state: LegState::Idle,
-                invite: None,
-                invite_cseq: 0,
-                invite_body: Vec::new(),
-                others: Vec::new(),
-                completed: Vec::new(),
-                remote_tag: None,
-                remote_target: None,
-                route: Vec::new(),
-                remote_sdp: Vec::new(),
-                ack: None,
-                auth_tried: false,
-                no_answer_at: None,
-                cancelled: false,
-                cancel_pending: false,
-            }
-        };
-        // The agent's phone shows whom it is about to talk to and why.
-        let agent_from = format!("\"{customer_name}\" <{}>", params.customer.uri);
-        let agent_extra = vec![
-            (
-                "Subject",
-                sanitize(
-                    &format!("Outreach call to {customer_name} {}", params.customer.uri),
-                    MAX_DISPLAY_BYTES * 2,
-                ),
-            ),
-            (
-                "X-Farsight-Reason",
-                sanitize(&params.reason, MAX_REASON_BYTES),
-            ),
-        ];
-        let customer_from = format!(
-            "\"{}\" <sip:{user}@{}>",
-            display_name(&params.agent.display),
-            params.local.ip()
-        );
+        let (agent_from, agent_extra) = agent_identity(&params);
+        let customer_from = customer_identity(&params);
         let mut call = Call {
-            agent: leg(Role::Agent, &params.agent, agent_from, agent_extra),
-            customer: leg(Role::Customer, &params.customer, customer_from, Vec::new()),
+            agent: Leg::new(Role::Agent, &params, seed, agent_from, agent_extra),
+            customer: Leg::new(Role::Customer, &params, seed, customer_from, Vec::new()),
             ctx,
             phase: Phase::AgentRinging,
             credentials: params.credentials,
@@ -794,62 +841,88 @@ impl Call {
         branch: &str,
         msg: &Message,
     ) {
-        let leg = self.leg_mut(role);
-        if leg.invite.as_ref().is_none_or(|t| t.branch != branch) {
-            // A retransmitted final response: repeat our ACK for it.
-            let ack = if (200..300).contains(&status) {
-                leg.ack.clone()
+        if self
+            .leg(role)
+            .invite
+            .as_ref()
+            .is_none_or(|t| t.branch != branch)
+        {
+            self.repeat_ack(role, status, branch);
+        } else if status < 200 {
+            self.on_invite_provisional(now, role, status);
+        } else {
+            let leg = self.leg_mut(role);
+            leg.invite = None;
+            leg.others.retain(|t| t.method != Method::Cancel);
+            if status < 300 {
+                leg.enter_dialog(msg);
+                self.on_answered(now, role);
             } else {
-                leg.completed
-                    .iter()
-                    .find(|(b, _)| b == branch)
-                    .map(|(_, a)| a.clone())
-            };
-            if let Some(ack) = ack {
-                let t = leg.transmit(ack);
-                self.outbox.push_back(t);
+                self.on_invite_rejected(now, role, status, branch, msg);
             }
+        }
+    }
+
+    /// A retransmitted final response: repeat our ACK for it.
+    fn repeat_ack(&mut self, role: Role, status: u16, branch: &str) {
+        let leg = self.leg(role);
+        let ack = if (200..300).contains(&status) {
+            leg.ack.clone()
+        } else {
+            leg.completed
+                .iter()
+                .find(|(b, _)| b == branch)
+                .map(|(_, a)| a.clone())
+        };
+        if let Some(ack) = ack {
+            let t = leg.transmit(ack);
+            self.outbox.push_back(t);
+        }
+    }
+
+    fn on_invite_provisional(&mut self, now: Instant, role: Role, status: u16) {
+        let leg = self.leg_mut(role);
+        let cancel_now = leg.cancel_pending;
+        leg.cancel_pending = false;
+        if let Some(tx) = leg.invite.as_mut() {
+            tx.provisional = true;
+            tx.next_retransmit = None;
+            if !leg.cancelled {
+                tx.deadline = None; // Proceeding: the no-answer timer takes over.
+            }
+        }
+        if status == 180 || status == 183 {
+            tracing::debug!(leg = role.suffix(), status, "ringing");
+        }
+        if cancel_now {
+            self.send_cancel(now, role);
+        }
+    }
+
+    /// A non-2xx final response: ACK it, then retry with credentials or give the leg up.
+    fn on_invite_rejected(
+        &mut self,
+        now: Instant,
+        role: Role,
+        status: u16,
+        branch: &str,
+        msg: &Message,
+    ) {
+        self.ack_rejection(role, branch, msg);
+        if self.retry_with_credentials(now, role, status, msg) {
             return;
         }
-        if status < 200 {
-            let cancel_now = leg.cancel_pending;
-            leg.cancel_pending = false;
-            if let Some(tx) = leg.invite.as_mut() {
-                tx.provisional = true;
-                tx.next_retransmit = None;
-                if !leg.cancelled {
-                    tx.deadline = None; // Proceeding: the no-answer timer takes over.
-                }
-            }
-            if status == 180 || status == 183 {
-                tracing::debug!(leg = role.suffix(), status, "ringing");
-            }
-            if cancel_now {
-                self.send_cancel(now, role);
-            }
-            return;
-        }
-        leg.invite = None;
-        leg.others.retain(|t| t.method != Method::Cancel);
-        if status < 300 {
-            leg.remote_tag = msg
-                .header("To")
-                .and_then(|v| header_param(v, "tag"))
-                .map(str::to_string);
-            leg.remote_target = msg.header("Contact").map(|c| uri_of(c).to_string());
-            leg.route = msg
-                .headers("Record-Route")
-                .flat_map(split_list)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            leg.remote_sdp = msg.body.clone();
-            leg.state = LegState::Answered;
-            self.on_answered(now, role);
-            return;
-        }
-        // Non-2xx final: ACK in the same transaction (same branch, RFC 3261 §17.1.1.3).
+        let d = if self.leg(role).cancelled {
+            Disposition::NoAnswer
+        } else {
+            disposition_for(status)
+        };
+        self.on_leg_failed(now, role, d);
+    }
+
+    /// The ACK for a non-2xx final belongs to the INVITE's transaction: same branch
+    /// (RFC 3261 §17.1.1.3). It is kept to answer retransmissions of that final.
+    fn ack_rejection(&mut self, role: Role, branch: &str, msg: &Message) {
         let ctx = &self.ctx;
         let leg = match role {
             Role::Agent => &mut self.agent,
@@ -864,35 +937,38 @@ impl Call {
         let t = leg.transmit(ack);
         self.outbox.push_back(t);
         leg.state = LegState::Ended;
+    }
 
-        if (status == 401 || status == 407) && !leg.auth_tried && !leg.cancelled {
-            let header = if status == 401 {
-                "WWW-Authenticate"
-            } else {
-                "Proxy-Authenticate"
-            };
-            let challenge = msg.header(header).map(Challenge::parse);
-            if let (Some(Ok(ch)), Some(creds)) = (challenge, self.credentials.clone()) {
-                self.leg_mut(role).auth_tried = true;
-                let cnonce = format!("{:016x}", splitmix(self.seed ^ 0xc0ffee));
-                let auth = ch.authorize(&creds, "INVITE", &uri, &cnonce, 1);
-                let name = if status == 401 {
-                    "Authorization"
-                } else {
-                    "Proxy-Authorization"
-                };
-                let body = self.leg(role).invite_body.clone();
-                tracing::debug!(leg = role.suffix(), status, "answering digest challenge");
-                self.send_invite(now, role, body, Some((name, auth)));
-                return;
-            }
+    /// Answers a 401/407 once per leg by resending the INVITE with an Authorization header.
+    /// Returns whether it did.
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        role: Role,
+        status: u16,
+        msg: &Message,
+    ) -> bool {
+        let leg = self.leg(role);
+        if !(status == 401 || status == 407) || leg.auth_tried || leg.cancelled {
+            return false;
         }
-        let d = if self.leg(role).cancelled {
-            Disposition::NoAnswer
+        let (challenge_header, auth_header) = if status == 401 {
+            ("WWW-Authenticate", "Authorization")
         } else {
-            disposition_for(status)
+            ("Proxy-Authenticate", "Proxy-Authorization")
         };
-        self.on_leg_failed(now, role, d);
+        let challenge = msg.header(challenge_header).map(Challenge::parse);
+        let (Some(Ok(ch)), Some(creds)) = (challenge, self.credentials.clone()) else {
+            return false;
+        };
+        let uri = leg.party.uri.clone();
+        self.leg_mut(role).auth_tried = true;
+        let cnonce = format!("{:016x}", splitmix(self.seed ^ 0xc0ffee));
+        let auth = ch.authorize(&creds, "INVITE", &uri, &cnonce, 1);
+        let body = self.leg(role).invite_body.clone();
+        tracing::debug!(leg = role.suffix(), status, "answering digest challenge");
+        self.send_invite(now, role, body, Some((auth_header, auth)));
+        true
     }
 
     fn on_answered(&mut self, now: Instant, role: Role) {
