@@ -138,8 +138,8 @@ fn bind_relay(config: &ServeConfig, identity: &cert::Identity) -> Result<Listene
             }
         })?;
     let quic_listen = config.quic_listen;
-    let quic = quic::endpoint(identity, quic_listen, reset_key)
-        .map_err(listening("QUIC", quic_listen))?;
+    let quic =
+        quic::endpoint(identity, quic_listen, reset_key).map_err(listening("QUIC", quic_listen))?;
     let quic_addr = quic
         .local_addr()
         .map_err(|e| listening("QUIC", quic_listen)(e.into()))?;

@@ -82,7 +82,7 @@ async fn next_frame(socket: &mut SplitStream<WebSocket>) -> Result<Incoming, Fat
 /// A browser is a member of the relay: its messages are fed in as they come, and the
 /// relay's outbox is written to the socket.
 async fn serve(shared: &Shared, socket: WebSocket) {
-    let (member, outbox) = shared.relay.connect(true);
+    let (member, outbox) = shared.relay.connect(true, false);
     let (sink, mut stream) = socket.split();
     let reader = async {
         let mut first = true;
@@ -149,8 +149,9 @@ async fn write_socket(
                     groups.remove(&group);
                     continue;
                 }
-                // Pose datagrams are not carried: every object holds its frame's pose.
-                Outbound::Datagram(_) => continue,
+                // Pose datagrams are not carried: every object holds its frame's pose. Group
+                // streams are for stream transports; a WebSocket gets each step as media.
+                Outbound::Datagram(_) | Outbound::OpenGroup { .. } => continue,
                 Outbound::Close { code, reason } => {
                     tracing::debug!(?code, %reason, "console closed");
                     let _ = sink.send(Message::Close(None)).await;

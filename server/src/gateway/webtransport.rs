@@ -142,7 +142,7 @@ impl ControlSend for wtransport::SendStream {
 /// A browser is a member of the relay like a native client: the same control stream, a
 /// group per unidirectional stream, no pose datagrams.
 async fn serve(shared: &Shared, session: wtransport::Connection) {
-    let (member, mut outbox) = shared.relay.connect(true);
+    let (member, mut outbox) = shared.relay.connect(true, true);
     let streams = tokio::select! {
         streams = session.accept_bi() => streams,
         () = async {

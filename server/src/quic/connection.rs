@@ -63,7 +63,7 @@ impl ControlSend for quinn::SendStream {
 
 pub async fn run(conn: quinn::Connection, shared: Arc<Shared>) {
     let remote = conn.remote_address();
-    let (member, mut outbox) = shared.relay.connect(false);
+    let (member, mut outbox) = shared.relay.connect(false, true);
     // The control stream comes first; the relay closes a connection that is too slow to
     // open it and say Hello.
     let streams = tokio::select! {

@@ -7,17 +7,17 @@ mod persist;
 pub mod serve;
 pub mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use farsight_protocol::{ControlMessage, ErrorCode, SessionId};
+use farsight_protocol::{ControlMessage, ErrorCode, SessionId, StreamHeader};
 use farsight_relay::{
     Config, Input, MediaOp, MemberId, Output, SessionView, Stats, Token, TokenId,
 };
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::metrics::Metrics;
 use farsight_store::{Store, StoreError, new_id};
@@ -36,6 +36,29 @@ pub enum Outbound {
     /// The peer said goodbye (it finished its control stream): close normally (code 0)
     /// once what came before is written.
     Goodbye,
+    /// A group's stream to open (stream transports): its steps come straight from the
+    /// relay, not through the outbox, so an object takes one hop to its stream.
+    OpenGroup {
+        group: StreamHeader,
+        priority: i32,
+        steps: mpsc::UnboundedReceiver<GroupStep>,
+        reset: oneshot::Receiver<()>,
+    },
+}
+
+/// What a group's stream task is told to do next.
+#[derive(Debug)]
+pub enum GroupStep {
+    Write(Bytes),
+    /// The group is complete: finish the stream.
+    Finish,
+}
+
+/// The relay's handle on one group stream of a member whose transport opens streams.
+#[derive(Debug)]
+struct GroupTask {
+    steps: mpsc::UnboundedSender<GroupStep>,
+    reset: oneshot::Sender<()>,
 }
 
 /// What the input's sender must do itself: stop reading one of its streams.
@@ -49,6 +72,9 @@ pub struct StopStream {
 struct Inner {
     core: farsight_relay::Relay,
     outboxes: HashMap<MemberId, mpsc::UnboundedSender<Outbound>>,
+    /// Members whose transport carries each group on a stream of its own.
+    stream_members: HashSet<MemberId>,
+    groups: HashMap<(MemberId, StreamHeader), GroupTask>,
     /// When the timer task is set to wake.
     timer_at: Option<Instant>,
 }
@@ -86,7 +112,11 @@ impl Drop for Membership {
         self.relay.step(Input::Closed {
             member: self.member,
         });
-        self.relay.lock().outboxes.remove(&self.member);
+        let mut inner = self.relay.lock();
+        inner.outboxes.remove(&self.member);
+        inner.stream_members.remove(&self.member);
+        inner.groups.retain(|(m, _), _| *m != self.member);
+        drop(inner);
         self.relay.metrics.connected.dec();
     }
 }
@@ -178,6 +208,8 @@ impl Relay {
             inner: Mutex::new(Inner {
                 core: farsight_relay::Relay::new(config),
                 outboxes: HashMap::new(),
+                stream_members: HashSet::new(),
+                groups: HashMap::new(),
                 timer_at: None,
             }),
             timer: Notify::new(),
@@ -199,15 +231,22 @@ impl Relay {
         self.inner.lock().expect("relay lock poisoned")
     }
 
-    /// A new connection (`browser`: over WebTransport or WebSocket): its membership and
-    /// the outbox its writer drains.
+    /// A new connection (`browser`: over WebTransport or WebSocket; `streams`: its
+    /// transport opens a stream per group): its membership and the outbox its writer
+    /// drains.
     pub fn connect(
         self: &Arc<Self>,
         browser: bool,
+        streams: bool,
     ) -> (Membership, mpsc::UnboundedReceiver<Outbound>) {
         let member = farsight_protocol::ParticipantId(new_id() as u64);
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().outboxes.insert(member, tx);
+        let mut inner = self.lock();
+        inner.outboxes.insert(member, tx);
+        if streams {
+            inner.stream_members.insert(member);
+        }
+        drop(inner);
         self.metrics.connected.inc();
         self.step(Input::Connected { member, browser });
         let membership = Membership(MemberHandle {
@@ -304,6 +343,12 @@ impl Inner {
     fn route(&mut self, output: Output) {
         let (member, outbound) = match output {
             Output::Control { member, msg } => (member, Outbound::Control(msg)),
+            Output::Media { member, op } if self.stream_members.contains(&member) => {
+                let Some(open) = self.route_to_group(member, op) else {
+                    return;
+                };
+                (member, open)
+            }
             Output::Media { member, op } => (member, Outbound::Media(op)),
             Output::Datagram { member, datagram } => (member, Outbound::Datagram(datagram)),
             Output::Close {
@@ -319,6 +364,52 @@ impl Inner {
             // A closed outbox is a connection already gone: nothing left to tell it.
             let _ = outbox.send(outbound);
         }
+    }
+}
+
+impl Inner {
+    /// A media step for a stream transport: straight to the group's task; an opening is
+    /// returned for the writer, which starts the task.
+    fn route_to_group(&mut self, member: MemberId, op: MediaOp) -> Option<Outbound> {
+        // A closed step channel is a task that is done: the relay may still reset a
+        // finished group, so handles stay until then.
+        let send = |task: &GroupTask, step| {
+            let _ = task.steps.send(step);
+        };
+        match op {
+            MediaOp::Open { group, priority } => {
+                self.groups.retain(|_, task| !task.steps.is_closed());
+                let (steps_tx, steps) = mpsc::unbounded_channel();
+                let (reset_tx, reset) = oneshot::channel();
+                let task = GroupTask {
+                    steps: steps_tx,
+                    reset: reset_tx,
+                };
+                self.groups.insert((member, group), task);
+                return Some(Outbound::OpenGroup {
+                    group,
+                    priority,
+                    steps,
+                    reset,
+                });
+            }
+            MediaOp::Write { group, object } => {
+                if let Some(task) = self.groups.get(&(member, group)) {
+                    send(task, GroupStep::Write(object));
+                }
+            }
+            MediaOp::Finish { group } => {
+                if let Some(task) = self.groups.get(&(member, group)) {
+                    send(task, GroupStep::Finish);
+                }
+            }
+            MediaOp::Reset { group } => {
+                if let Some(task) = self.groups.remove(&(member, group)) {
+                    let _ = task.reset.send(());
+                }
+            }
+        }
+        None
     }
 }
 

@@ -2,18 +2,17 @@
 //! one unidirectional stream per group, and tells the relay what was written so it can
 //! measure the watcher and drop what falls behind.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use farsight_protocol::media::{GROUP_DROPPED, STREAM_HEADER_LEN};
 use farsight_protocol::{ErrorCode, StreamHeader};
-use farsight_relay::{Input, MediaOp};
+use farsight_relay::Input;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{MemberHandle, Outbound};
+use super::{GroupStep, MemberHandle, Outbound};
 
 /// How long a closing connection waits for the peer to read its last control messages.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -42,17 +41,6 @@ pub trait ControlSend: AsyncWrite + Unpin + Send + 'static {
     fn finish_and_wait(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-enum Step {
-    Write(Bytes),
-    Finish,
-}
-
-/// The writer's handle on one group's task.
-struct GroupTask {
-    steps: mpsc::UnboundedSender<Step>,
-    reset: oneshot::Sender<()>,
-}
-
 /// Drains the outbox until the connection closes.
 pub async fn run<L: Link, C: ControlSend>(
     link: L,
@@ -60,7 +48,6 @@ pub async fn run<L: Link, C: ControlSend>(
     mut outbox: mpsc::UnboundedReceiver<Outbound>,
     member: &MemberHandle,
 ) {
-    let mut groups: HashMap<StreamHeader, GroupTask> = HashMap::new();
     let mut batch = Vec::new();
     while outbox.recv_many(&mut batch, 256).await > 0 {
         let mut written = 0;
@@ -72,7 +59,18 @@ pub async fn run<L: Link, C: ControlSend>(
                     }
                     written += 1;
                 }
-                Outbound::Media(op) => media(&link, member, &mut groups, op),
+                Outbound::OpenGroup {
+                    group,
+                    priority,
+                    steps,
+                    reset,
+                } => {
+                    let task =
+                        write_group(link.clone(), member.clone(), group, priority, steps, reset);
+                    tokio::spawn(task);
+                }
+                // The relay sends a stream transport's media to its group tasks.
+                Outbound::Media(_) => {}
                 Outbound::Datagram(d) => link.send_datagram(d),
                 Outbound::Close { code, reason } => {
                     tracing::info!(member = %member.member, ?code, %reason, "connection closed");
@@ -94,87 +92,54 @@ pub async fn run<L: Link, C: ControlSend>(
     }
 }
 
-fn media<L: Link>(
-    link: &L,
-    member: &MemberHandle,
-    groups: &mut HashMap<StreamHeader, GroupTask>,
-    op: MediaOp,
+/// One group's stream: opened at its priority, the header then each object written as
+/// the relay hands it over, finished when complete, reset when the relay drops it.
+async fn write_group<L: Link>(
+    link: L,
+    relay: MemberHandle,
+    group: StreamHeader,
+    priority: i32,
+    mut steps: mpsc::UnboundedReceiver<GroupStep>,
+    reset: oneshot::Receiver<()>,
 ) {
-    match op {
-        MediaOp::Open { group, priority } => {
-            // Finished groups stay until their task has written all: the relay may still
-            // reset one the watcher is too slow to take.
-            groups.retain(|_, task| !task.steps.is_closed());
-            let task = spawn_group(link.clone(), member.clone(), group, priority);
-            groups.insert(group, task);
-        }
-        MediaOp::Write { group, object } => {
-            if let Some(task) = groups.get(&group) {
-                let _ = task.steps.send(Step::Write(object));
-            }
-        }
-        MediaOp::Finish { group } => {
-            if let Some(task) = groups.get(&group) {
-                let _ = task.steps.send(Step::Finish);
-            }
-        }
-        MediaOp::Reset { group } => {
-            if let Some(task) = groups.remove(&group) {
-                let _ = task.reset.send(());
+    let Some(mut stream) = link.open_group().await else {
+        return;
+    };
+    stream.set_priority(priority);
+    let mut head = BytesMut::with_capacity(STREAM_HEADER_LEN);
+    group.encode(&mut head);
+    if !stream.write(&head).await {
+        return;
+    }
+    let mut reset = Some(reset);
+    loop {
+        let step = tokio::select! {
+            biased;
+            () = reset_requested(&mut reset) => return stream.reset(GROUP_DROPPED),
+            step = steps.recv() => step,
+        };
+        let Some(GroupStep::Write(object)) = step else {
+            // Finished, or the connection is gone.
+            return stream.finish().await;
+        };
+        tokio::select! {
+            biased;
+            () = reset_requested(&mut reset) => return stream.reset(GROUP_DROPPED),
+            ok = stream.write(&object) => {
+                if !ok {
+                    return;
+                }
+                relay.step(Input::ObjectWritten {
+                    member: relay.member,
+                    group,
+                    bytes: object.len(),
+                });
             }
         }
     }
 }
 
-fn spawn_group<L: Link>(
-    link: L,
-    relay: MemberHandle,
-    group: StreamHeader,
-    priority: i32,
-) -> GroupTask {
-    let (steps, mut rx) = mpsc::unbounded_channel();
-    let (reset, reset_rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let Some(mut stream) = link.open_group().await else {
-            return;
-        };
-        stream.set_priority(priority);
-        let mut head = BytesMut::with_capacity(STREAM_HEADER_LEN);
-        group.encode(&mut head);
-        if !stream.write(&head).await {
-            return;
-        }
-        let mut reset_rx = Some(reset_rx);
-        loop {
-            let step = tokio::select! {
-                biased;
-                () = reset_requested(&mut reset_rx) => return stream.reset(GROUP_DROPPED),
-                step = rx.recv() => step,
-            };
-            let Some(Step::Write(object)) = step else {
-                // Finished, or the writer is gone with its connection.
-                return stream.finish().await;
-            };
-            tokio::select! {
-                biased;
-                () = reset_requested(&mut reset_rx) => return stream.reset(GROUP_DROPPED),
-                ok = stream.write(&object) => {
-                    if !ok {
-                        return;
-                    }
-                    relay.step(Input::ObjectWritten {
-                        member: relay.member,
-                        group,
-                        bytes: object.len(),
-                    });
-                }
-            }
-        }
-    });
-    GroupTask { steps, reset }
-}
-
-/// Resolves when the writer resets the group; never once it let the group go (it finished
+/// Resolves when the relay resets the group; never once it let the group go (it finished
 /// it, or dropped its handle).
 async fn reset_requested(rx: &mut Option<oneshot::Receiver<()>>) {
     if let Some(r) = rx {
