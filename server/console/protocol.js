@@ -1,5 +1,5 @@
 // The Farsight wire format (protocol/README.md) for the browser: control frames both ways,
-// media messages from the gateway, and the SPS fields a decoder needs. No DOM, no I/O.
+// media messages from the server, and the SPS fields a decoder needs. No DOM, no I/O.
 //
 // u64 fields decode to Numbers: every id the server makes is below 2^53 and times in µs are
 // too. A value beyond that decodes to a BigInt rather than silently losing bits.
@@ -456,7 +456,7 @@ export function decodeControl(data) {
 
 // ---- media ----
 
-/** The 21-byte stream header and one object, as the gateway sends them in one message. */
+/** The 21-byte stream header and one object, as the server sends them over WebSocket in one message. */
 export function encodeMedia({ header, object }) {
   const payload = asBytes(object.payload);
   const w = new Writer(STREAM_HEADER_LEN + OBJECT_HEADER_LEN + payload.length);
@@ -530,7 +530,7 @@ export function decodeMedia(data) {
   };
 }
 
-/** Decodes whatever the gateway sent: `{kind: 'media', ...}` or `{kind: 'control', message}`. */
+/** Decodes whatever the server sent over WebSocket: `{kind: 'media', ...}` or `{kind: 'control', message}`. */
 export function decodeServerMessage(data) {
   const bytes = asBytes(data);
   if (bytes.length > 0 && bytes[0] === MEDIA_TYPE) return { kind: 'media', ...decodeMedia(bytes) };
