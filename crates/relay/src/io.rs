@@ -52,7 +52,7 @@ pub enum Input {
         bytes: usize,
     },
     /// The transport found the member breaking the protocol (a control stream that does
-    /// not decode): fatal, with this code.
+    /// not decode) or stuck (`TooSlow`: it took nothing for a while): fatal, with this code.
     TransportError {
         member: MemberId,
         code: ErrorCode,

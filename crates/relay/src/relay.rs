@@ -251,6 +251,9 @@ impl Relay {
                     .get(&member)
                     .is_some_and(|m| !matches!(m.state, State::Closing))
                 {
+                    if code == ErrorCode::TooSlow {
+                        self.stats.members_too_slow += 1;
+                    }
                     self.fatal(now, member, code, message);
                 }
             }

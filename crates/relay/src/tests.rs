@@ -708,3 +708,23 @@ fn pose_datagrams_reach_watchers_of_the_own_session_only() {
     });
     assert!(out.is_empty());
 }
+
+#[test]
+fn a_stuck_member_reported_by_its_transport_is_removed_and_counted() {
+    let mut h = Harness::new();
+    let wearable = h.wearable();
+    let (agent, _) = h.joined();
+    let out = h.input(Input::TransportError {
+        member: agent,
+        code: ErrorCode::TooSlow,
+        message: "took nothing sent to it for 10 s".into(),
+    });
+    assert_eq!(closed(&out, agent), Some(ErrorCode::TooSlow));
+    assert!(
+        sent(&out, wearable)
+            .iter()
+            .any(|m| matches!(m, ControlMessage::Presence { present: false, .. }))
+    );
+    assert_eq!(h.relay.stats().members_too_slow, 1);
+    assert!(h.relay.session(SESSION).expect("live").watchers.is_empty());
+}

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::Shared;
 use crate::relay::control::Fatal;
-use crate::relay::{MemberHandle, Outbound};
+use crate::relay::{MemberHandle, Outbound, WRITE_STALL};
 
 /// Messages up to this size get a typed `Error` when they are not one valid control frame
 /// (at most 6 + 65 536 bytes); larger ones close the socket with WebSocket code 1009.
@@ -162,8 +162,10 @@ async fn write_socket(
                     return;
                 }
             };
-            if sink.send(Message::Binary(message)).await.is_err() {
-                return;
+            match tokio::time::timeout(WRITE_STALL, sink.send(Message::Binary(message))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => return member.stalled(),
             }
             if let Some((group, bytes)) = object {
                 member.step(Input::ObjectWritten {

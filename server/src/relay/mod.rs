@@ -22,6 +22,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::metrics::Metrics;
 use farsight_store::{Store, StoreError, new_id};
 
+/// How long a write may wait on a peer that takes none of it before the connection is
+/// closed as too slow: what queues behind a stuck peer stays bounded.
+pub const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a connection's writer is asked to do, in order.
 #[derive(Debug)]
 pub enum Outbound {
@@ -185,6 +189,15 @@ impl MemberHandle {
         if let Some(outbox) = self.relay.lock().outboxes.get(&self.member) {
             let _ = outbox.send(Outbound::Goodbye);
         }
+    }
+
+    /// The peer took nothing for [`WRITE_STALL`]: it is closed as too slow, and counted.
+    pub fn stalled(&self) {
+        let secs = WRITE_STALL.as_secs();
+        self.fail(
+            ErrorCode::TooSlow,
+            format!("took nothing sent to it for {secs} s"),
+        );
     }
 
     /// The control stream did not decode, or the transport broke a rule: fatal.

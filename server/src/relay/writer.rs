@@ -12,7 +12,7 @@ use farsight_relay::Input;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{GroupStep, MemberHandle, Outbound};
+use super::{GroupStep, MemberHandle, Outbound, WRITE_STALL};
 
 /// How long a closing connection waits for the peer to read its last control messages.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -54,10 +54,15 @@ pub async fn run<L: Link, C: ControlSend>(
         for outbound in batch.drain(..) {
             match outbound {
                 Outbound::Control(msg) => {
-                    if control.write_all(&msg.to_bytes()).await.is_err() {
-                        return;
+                    let bytes = msg.to_bytes();
+                    match tokio::time::timeout(WRITE_STALL, control.write_all(&bytes)).await {
+                        Ok(Ok(())) => written += 1,
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            member.stalled();
+                            return link.close(Some(ErrorCode::TooSlow), "too slow");
+                        }
                     }
-                    written += 1;
                 }
                 Outbound::OpenGroup {
                     group,
