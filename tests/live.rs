@@ -62,7 +62,7 @@ async fn next(socket: &mut Socket) -> Got {
             let _ = decoder.poll().expect("header event");
             loop {
                 match decoder.poll().expect("object") {
-                    Some(farsight_protocol::MediaEvent::Object(o)) => {
+                    Some(farsight_protocol::MediaEvent::Object { object: o, .. }) => {
                         return Got::Media(header, o);
                     }
                     Some(_) => continue,
@@ -318,7 +318,7 @@ async fn over_webtransport_a_bad_token_is_refused_and_an_agent_gets_groups_on_th
         while let Some(event) = decoder.poll().expect("valid group") {
             match event {
                 farsight_protocol::MediaEvent::Header(h) => assert_eq!(h.session, session_id),
-                farsight_protocol::MediaEvent::Object(o) => frames.push(o.frame),
+                farsight_protocol::MediaEvent::Object { object: o, .. } => frames.push(o.frame),
             }
         }
     }

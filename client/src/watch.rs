@@ -160,7 +160,7 @@ async fn read_objects(
         loop {
             match decoder.poll() {
                 Ok(Some(MediaEvent::Header(h))) => header = Some(h),
-                Ok(Some(MediaEvent::Object(object))) => {
+                Ok(Some(MediaEvent::Object { object, .. })) => {
                     objects += 1;
                     let Some(header) = header else {
                         return GroupEnd::Failed {

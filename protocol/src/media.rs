@@ -4,7 +4,7 @@
 //! its capture time, camera pose and intrinsics. A group starts with a key frame, so a
 //! watcher can start decoding at the first byte of any group.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::camera::{CameraModel, Intrinsics, Pose};
 use crate::ids::{FrameSeq, GroupSeq, Micros, SessionId, TrackId};
@@ -209,7 +209,12 @@ impl Object {
 #[derive(Clone, Debug, PartialEq)]
 pub enum MediaEvent {
     Header(StreamHeader),
-    Object(Object),
+    Object {
+        object: Object,
+        /// The object as it was on the wire, header and payload (which `object.payload`
+        /// shares): a relay forwards it without encoding it again.
+        encoded: Bytes,
+    },
 }
 
 /// Incremental decoder for one media stream.
@@ -250,17 +255,19 @@ impl MediaDecoder {
             let mut head = [0u8; OBJECT_HEADER_LEN];
             head.copy_from_slice(&self.buf[..OBJECT_HEADER_LEN]);
             self.pending = Some(Object::decode_header(&head)?);
-            self.buf.advance(OBJECT_HEADER_LEN);
         }
+        // The header stays in the buffer until the payload is complete, so the object
+        // leaves as one contiguous slice of what was received.
         let Some((_, len)) = &self.pending else {
             return Ok(None);
         };
-        if self.buf.len() < *len {
+        if self.buf.len() < OBJECT_HEADER_LEN + *len {
             return Ok(None);
         }
         let (mut object, len) = self.pending.take().expect("checked above");
-        object.payload = self.buf.split_to(len).freeze();
-        Ok(Some(MediaEvent::Object(object)))
+        let encoded = self.buf.split_to(OBJECT_HEADER_LEN + len).freeze();
+        object.payload = encoded.slice(OBJECT_HEADER_LEN..);
+        Ok(Some(MediaEvent::Object { object, encoded }))
     }
 }
 
@@ -313,7 +320,10 @@ mod tests {
         let got: Vec<_> = events[1..]
             .iter()
             .map(|e| match e {
-                MediaEvent::Object(o) => o.clone(),
+                MediaEvent::Object { object, encoded } => {
+                    assert_eq!(encoded, &object.to_bytes());
+                    object.clone()
+                }
                 other => panic!("unexpected {other:?}"),
             })
             .collect();

@@ -505,7 +505,7 @@ proptest! {
         prop_assert_eq!(events.len(), objects.len() + 1);
         prop_assert_eq!(&events[0], &MediaEvent::Header(header));
         for (event, sent) in events[1..].iter().zip(&objects) {
-            let MediaEvent::Object(got) = event else {
+            let MediaEvent::Object { object: got, .. } = event else {
                 return Err(TestCaseError::fail(format!("expected an object, got {event:?}")));
             };
             // Everything but the rotation is carried exactly: ids, flags, payload, and the

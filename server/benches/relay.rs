@@ -22,6 +22,7 @@ use bytes::Bytes;
 use farsight_client::{
     ConnectOptions, Connection, GroupEnd, Received, Trust, WatchEvent, connect, parse_fingerprint,
 };
+use farsight_protocol::media::{OBJECT_HEADER_LEN, STREAM_HEADER_LEN};
 use farsight_protocol::{
     CameraModel, FrameSeq, Intrinsics, Micros, Object, ObjectFlags, Pose, Role, SessionId,
 };
@@ -48,6 +49,8 @@ const SATURATION_P99_MS: f64 = 5.0;
 const SATURATION_STEPS: [usize; 6] = [100, 150, 200, 300, 400, 600];
 /// The flood case's frames: large, as fast as the relay takes them.
 const FLOOD_PAYLOAD: usize = 256 * 1024;
+/// Key frames written in the raw fan-out reference.
+const FANOUT_TRIALS: usize = 60;
 const ROLE_VAR: &str = "FARSIGHT_BENCH_ROLE";
 const SECONDS_VAR: &str = "FARSIGHT_BENCH_SECONDS";
 
@@ -464,70 +467,181 @@ async fn relay_case(server: &ServerChild, watchers: usize, length: Duration, pac
 #[derive(Debug)]
 struct Raw {
     gbps: f64,
-    /// CPU of both ends together per Gbit: what moving the bytes costs quinn itself.
+    /// CPU of every end together per Gbit: what moving the bytes costs quinn itself.
     cpu_seconds_per_gbit: f64,
 }
 
-/// Raw quinn on loopback with the server's own endpoint and TLS set-up: one uni stream,
-/// 256 MiB, as fast as it goes. Both ends run in this process, before the server child
+/// What the raw references move: 256 MiB in 64 KiB chunks, as fast as it goes.
+const RAW_BYTES: usize = 256 << 20;
+const RAW_CHUNK: usize = 64 << 10;
+
+/// Raw quinn on loopback with the server's own endpoint and TLS set-up: one uni stream
+/// from a client to a server. Every end runs in this process, before the server child
 /// starts, so this process's CPU time is theirs alone.
 async fn raw_quinn() -> Raw {
-    const BYTES: usize = 256 << 20;
-    const CHUNK: usize = 64 << 10;
     let dir = tempfile::tempdir().expect("temp dir for the certificate");
-    let identity = farsight_server::cert::dev_identity(dir.path()).expect("certificate");
-    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-    let reset_key =
-        farsight_server::quic::reset_key::ResetKey::load_or_create(dir.path()).expect("reset key");
-    let server =
-        farsight_server::quic::endpoint(&identity, loopback, reset_key).expect("server endpoint");
-    let addr = server.local_addr().expect("server endpoint is bound");
-    let receiver = tokio::spawn(async move {
+    let (server, addr, pin) = raw_server(dir.path());
+    let receiver = tokio::spawn(async move { drain(accept_uni(&server).await).await });
+    let conn = raw_client(addr, pin).await;
+    measure(send(conn), receiver).await
+}
+
+/// Raw quinn forwarding, the ceiling of any QUIC relay here: a sender, a forwarder that
+/// writes each chunk it reads on to a receiver, and the receiver, all with the server's
+/// set-up. Each byte is encrypted and decrypted twice, as through the relay.
+async fn raw_quinn_forwarded() -> Raw {
+    let dir = tempfile::tempdir().expect("temp dir for the certificate");
+    let (forwarder, forwarder_addr, forwarder_pin) = raw_server(&dir.path().join("forwarder"));
+    let (receiver, receiver_addr, receiver_pin) = raw_server(&dir.path().join("receiver"));
+    let receiver = tokio::spawn(async move { drain(accept_uni(&receiver).await).await });
+    let forward = tokio::spawn(async move {
+        let mut incoming = accept_uni(&forwarder).await;
+        let onward = raw_client(receiver_addr, receiver_pin).await;
+        let mut out = onward.open_uni().await.expect("onward uni stream");
+        while let Some(chunk) = incoming
+            .read_chunk(RAW_CHUNK, true)
+            .await
+            .expect("forwarder read")
+        {
+            out.write_chunk(chunk.bytes).await.expect("forwarder write");
+        }
+        out.finish().expect("forwarder finish");
+        // The connection stays open until the receiver has read everything.
+        let _ = out.stopped().await;
+        drop((forwarder, onward));
+    });
+    let conn = raw_client(forwarder_addr, forwarder_pin).await;
+    let raw = measure(send(conn), receiver).await;
+    forward.await.expect("forwarder task");
+    raw
+}
+
+/// The key-frame fan-out floor: one endpoint writes a key frame, each on a stream of its
+/// own, to `receivers` connections, as the relay does for every watcher at once; each
+/// receiver notes when the frame is complete. Added latency p50 and p99 over `trials` key
+/// frames a frame interval apart; no relay, no publisher hop.
+async fn raw_fanout(receivers: usize, trials: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("temp dir for the certificate");
+    let (server, addr, pin) = raw_server(dir.path());
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    let mut senders = Vec::new();
+    for _ in 0..receivers {
+        let client = raw_client(addr, pin).await;
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
+            while let Ok(mut stream) = client.accept_uni().await {
+                if stream.read_to_end(1 << 20).await.is_ok() {
+                    let _ = done_tx.send(Instant::now());
+                }
+            }
+        });
         let conn = server
             .accept()
             .await
-            .expect("incoming connection")
+            .expect("incoming")
             .await
-            .expect("server handshake");
-        let mut stream = conn.accept_uni().await.expect("uni stream");
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0;
-        while let Some(n) = stream.read(&mut buf).await.expect("stream read") {
-            total += n;
+            .expect("handshake");
+        senders.push(conn);
+    }
+    let on_wire = STREAM_HEADER_LEN + OBJECT_HEADER_LEN + keyframe_size();
+    let frame = Bytes::from(vec![0x5au8; on_wire]);
+    let mut delays_ms = Vec::new();
+    for _ in 0..trials {
+        let started = Instant::now();
+        for conn in &senders {
+            let mut stream = conn.open_uni().await.expect("uni stream");
+            stream.write_chunk(frame.clone()).await.expect("write");
+            stream.finish().expect("finish");
         }
-        total
-    });
-    let mut client = quinn::Endpoint::client(loopback).expect("client endpoint");
+        for _ in 0..receivers {
+            let at = done.recv().await.expect("receivers run");
+            delays_ms.push((at - started).as_secs_f64() * 1e3);
+        }
+        tokio::time::sleep(Duration::from_millis(1000 / FPS)).await;
+    }
+    delays_ms.sort_by(f64::total_cmp);
+    (
+        common::percentile(&delays_ms, 50.0),
+        common::percentile(&delays_ms, 99.0),
+    )
+}
+
+/// Times `sending` until the receiver has counted every byte.
+async fn measure(
+    sending: impl std::future::Future<Output = ()>,
+    receiver: tokio::task::JoinHandle<usize>,
+) -> Raw {
+    let cpu_before = process_cpu_seconds("self");
+    let started = Instant::now();
+    sending.await;
+    let received = receiver.await.expect("receiver task");
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds("self") - cpu_before;
+    assert_eq!(received, RAW_BYTES, "raw quinn lost bytes");
+    let gbits = received as f64 * 8.0 / 1e9;
+    Raw {
+        gbps: gbits / seconds,
+        cpu_seconds_per_gbit: cpu / gbits,
+    }
+}
+
+fn raw_server(dir: &std::path::Path) -> (quinn::Endpoint, SocketAddr, [u8; 32]) {
+    std::fs::create_dir_all(dir).expect("endpoint directory");
+    let identity = farsight_server::cert::dev_identity(dir).expect("certificate");
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+    let reset_key =
+        farsight_server::quic::reset_key::ResetKey::load_or_create(dir).expect("reset key");
+    let server =
+        farsight_server::quic::endpoint(&identity, loopback, reset_key).expect("server endpoint");
+    let addr = server.local_addr().expect("server endpoint is bound");
     let pin = parse_fingerprint(&identity.fingerprint).expect("own fingerprint parses");
+    (server, addr, pin)
+}
+
+async fn raw_client(addr: SocketAddr, pin: [u8; 32]) -> quinn::Connection {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+    let mut client = quinn::Endpoint::client(loopback).expect("client endpoint");
     client.set_default_client_config(
         farsight_client::quic_client_config(&Trust::Fingerprint(pin)).expect("client config"),
     );
-    let conn = client
+    client
         .connect(addr, "localhost")
         .expect("connect")
         .await
-        .expect("client handshake");
+        .expect("client handshake")
+}
 
-    let chunk = Bytes::from(vec![0xa5u8; CHUNK]);
-    let cpu_before = process_cpu_seconds("self");
-    let started = Instant::now();
+async fn accept_uni(server: &quinn::Endpoint) -> quinn::RecvStream {
+    let conn = server
+        .accept()
+        .await
+        .expect("incoming connection")
+        .await
+        .expect("server handshake");
+    conn.accept_uni().await.expect("uni stream")
+}
+
+async fn drain(mut stream: quinn::RecvStream) -> usize {
+    let mut buf = vec![0u8; RAW_CHUNK];
+    let mut total = 0;
+    while let Some(n) = stream.read(&mut buf).await.expect("stream read") {
+        total += n;
+    }
+    total
+}
+
+async fn send(conn: quinn::Connection) {
+    let chunk = Bytes::from(vec![0xa5u8; RAW_CHUNK]);
     let mut stream = conn.open_uni().await.expect("uni stream");
-    for _ in 0..BYTES / CHUNK {
+    for _ in 0..RAW_BYTES / RAW_CHUNK {
         stream
             .write_chunk(chunk.clone())
             .await
             .expect("stream write");
     }
     stream.finish().expect("stream finish");
-    let received = receiver.await.expect("receiver task");
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds("self") - cpu_before;
-    assert_eq!(received, BYTES, "raw quinn lost bytes");
-    let gbits = received as f64 * 8.0 / 1e9;
-    Raw {
-        gbps: gbits / seconds,
-        cpu_seconds_per_gbit: cpu / gbits,
-    }
+    // The connection stays open until the far end has read everything.
+    let _ = stream.stopped().await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -538,6 +652,16 @@ async fn run(length: Duration) {
     println!(
         "raw quinn loopback: {:.2} Gbit/s, {:.2} CPU s per Gbit (both ends)",
         raw.gbps, raw.cpu_seconds_per_gbit
+    );
+    let relayed = raw_quinn_forwarded().await;
+    println!(
+        "raw quinn forwarded: {:.2} Gbit/s, {:.2} CPU s per Gbit (all three ends)",
+        relayed.gbps, relayed.cpu_seconds_per_gbit
+    );
+    let floor = raw_fanout(TARGET_WATCHERS, FANOUT_TRIALS).await;
+    println!(
+        "raw quinn key-frame fan-out to {TARGET_WATCHERS}: p50 {:.2} ms, p99 {:.2} ms",
+        floor.0, floor.1
     );
     let server = ServerChild::spawn();
     let mut cases = Vec::new();
@@ -560,9 +684,9 @@ async fn run(length: Duration) {
     drop(server);
 
     let table = table(&raw, cases.iter().chain(&saturation));
-    let verdict = verdict(&raw, &cases, &saturation, &flood);
+    let verdict = verdict(&raw, &relayed, floor, &cases, &saturation, &flood);
     println!("\n{table}\n{verdict}");
-    write_json(&raw, length, &cases, &saturation, &flood);
+    write_json(&raw, &relayed, floor, length, &cases, &saturation, &flood);
     write_section(&raw, length, &table, &verdict);
     let _ = std::io::stdout().flush();
 }
@@ -617,13 +741,21 @@ fn table<'a>(raw: &Raw, cases: impl Iterator<Item = &'a Case>) -> String {
     table
 }
 
-fn verdict(raw: &Raw, cases: &[Case], saturation: &[Case], flood: &Case) -> String {
+fn verdict(
+    raw: &Raw,
+    relayed: &Raw,
+    floor: (f64, f64),
+    cases: &[Case],
+    saturation: &[Case],
+    flood: &Case,
+) -> String {
     let at_target = cases.iter().find(|c| c.watchers == TARGET_WATCHERS);
     let outcome = match at_target {
         Some(c) if c.p99_ms <= TARGET_P99_MS => format!("met ({:.2} ms)", c.p99_ms),
         Some(c) => format!("missed ({:.2} ms)", c.p99_ms),
         None => "not measured".into(),
     };
+    let keyframes = at_target.map_or(f64::NAN, |c| c.keyframe_p99_ms);
     let held = cases
         .iter()
         .chain(saturation)
@@ -638,16 +770,33 @@ fn verdict(raw: &Raw, cases: &[Case], saturation: &[Case], flood: &Case) -> Stri
     let flood_gbps = flood.forwarded_mbps / 1000.0;
     format!(
         "Target p99 added latency at most {TARGET_P99_MS} ms at {TARGET_WATCHERS} watchers: \
-         {outcome}. Saturation point: {held} watchers at 2 Mbit/s held with p99 under \
+         {outcome}. Its tail is key frames (their own p99 {keyframes:.2} ms); raw quinn \
+         writing the same key frame to {TARGET_WATCHERS} connections at once, with no relay \
+         and no publisher hop, takes p50 {:.2} ms and p99 {:.2} ms on this machine in the same \
+         run. Saturation point: {held} watchers at 2 Mbit/s held with p99 under \
          {SATURATION_P99_MS} ms and nothing lost ({ceiling}). One watcher fed as fast as the \
          publisher sends ({FLOOD_PAYLOAD}-byte frames): {flood_gbps:.2} Gbit/s forwarded, \
-         {:.0}% of raw quinn's {:.2} Gbit/s in the same run (goal 80%).",
+         {:.0}% of raw quinn's {:.2} Gbit/s in the same run (goal 80%), and {:.0}% of raw \
+         quinn forwarding through a third end ({:.2} Gbit/s), which encrypts and decrypts \
+         each byte twice as the relay does.",
+        floor.0,
+        floor.1,
         flood_gbps / raw.gbps * 100.0,
-        raw.gbps
+        raw.gbps,
+        flood_gbps / relayed.gbps * 100.0,
+        relayed.gbps
     )
 }
 
-fn write_json(raw: &Raw, length: Duration, cases: &[Case], saturation: &[Case], flood: &Case) {
+fn write_json(
+    raw: &Raw,
+    relayed: &Raw,
+    floor: (f64, f64),
+    length: Duration,
+    cases: &[Case],
+    saturation: &[Case],
+    flood: &Case,
+) {
     let rows = |cases: &[Case]| -> Vec<_> {
         cases
             .iter()
@@ -690,6 +839,14 @@ fn write_json(raw: &Raw, length: Duration, cases: &[Case], saturation: &[Case], 
         },
         "raw_quinn_gbps": raw.gbps,
         "raw_quinn_cpu_seconds_per_gbit": raw.cpu_seconds_per_gbit,
+        "raw_quinn_forwarded_gbps": relayed.gbps,
+        "raw_quinn_forwarded_cpu_seconds_per_gbit": relayed.cpu_seconds_per_gbit,
+        "raw_quinn_keyframe_fanout": {
+            "connections": TARGET_WATCHERS,
+            "trials": FANOUT_TRIALS,
+            "ms_p50": floor.0,
+            "ms_p99": floor.1,
+        },
         "target": {"watchers": TARGET_WATCHERS, "p99_ms": TARGET_P99_MS},
         "cases": rows(cases),
         "saturation": {
@@ -700,6 +857,7 @@ fn write_json(raw: &Raw, length: Duration, cases: &[Case], saturation: &[Case], 
             "payload_bytes": FLOOD_PAYLOAD,
             "case": rows(std::slice::from_ref(flood)),
             "share_of_raw_quinn": flood.forwarded_mbps / 1000.0 / raw.gbps,
+            "share_of_raw_quinn_forwarded": flood.forwarded_mbps / 1000.0 / relayed.gbps,
         },
     });
     common::write_json("relay", &results).expect("writing benchmarks/relay.json");

@@ -766,7 +766,7 @@ impl Relay {
         else {
             return false;
         };
-        let object = match event {
+        let (object, bytes) = match event {
             MediaEvent::Header(h) if h.session != id => {
                 let message = format!(
                     "group for session {} on a connection publishing session {id}",
@@ -779,10 +779,9 @@ impl Relay {
                 ingest.header = Some(h);
                 return true;
             }
-            MediaEvent::Object(object) => object,
+            MediaEvent::Object { object, encoded } => (object, encoded),
         };
         let header = ingest.header.expect("the decoder yields the header first");
-        let bytes = object.to_bytes();
         self.stats.objects_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         let opened = ingest.opened;

@@ -14,7 +14,7 @@ use wtransport::{Endpoint, Identity, ServerConfig, VarInt};
 use crate::cert;
 use crate::relay::Outbound;
 use crate::relay::control::ControlReader;
-use crate::relay::serve::{read_control, read_stream};
+use crate::relay::serve::{MediaRecv, READ_CHUNK, read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};
 use crate::{ListenError, Shared};
 
@@ -113,13 +113,27 @@ impl Link for WebTransportLink {
     }
 }
 
+impl MediaRecv for wtransport::RecvStream {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        // A browser opens media streams only to be refused: a copy costs nothing here.
+        let mut buf = vec![0u8; READ_CHUNK];
+        match self.read(&mut buf).await {
+            Ok(Some(n)) => {
+                buf.truncate(n);
+                Some(buf.into())
+            }
+            Ok(None) | Err(_) => None,
+        }
+    }
+}
+
 impl GroupStream for wtransport::SendStream {
     fn set_priority(&mut self, priority: i32) {
         wtransport::SendStream::set_priority(self, priority);
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> bool {
-        self.write_all(bytes).await.is_ok()
+    async fn write(&mut self, bytes: Bytes) -> bool {
+        self.write_all(&bytes).await.is_ok()
     }
 
     async fn finish(mut self) {

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::Shared;
 use crate::relay::control::ControlReader;
-use crate::relay::serve::{read_control, read_stream};
+use crate::relay::serve::{MediaRecv, READ_CHUNK, read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};
 use crate::relay::{MemberHandle, Outbound};
 
@@ -40,8 +40,8 @@ impl GroupStream for quinn::SendStream {
         let _ = quinn::SendStream::set_priority(self, priority);
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> bool {
-        self.write_all(bytes).await.is_ok()
+    async fn write(&mut self, bytes: Bytes) -> bool {
+        self.write_chunk(bytes).await.is_ok()
     }
 
     async fn finish(mut self) {
@@ -50,6 +50,16 @@ impl GroupStream for quinn::SendStream {
 
     fn reset(mut self, code: u32) {
         let _ = quinn::SendStream::reset(&mut self, code.into());
+    }
+}
+
+impl MediaRecv for quinn::RecvStream {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        // Ordered chunks straight from quinn's buffers: nothing is copied.
+        match self.read_chunk(READ_CHUNK, true).await {
+            Ok(Some(chunk)) => Some(chunk.bytes),
+            Ok(None) | Err(_) => None,
+        }
     }
 }
 

@@ -1,14 +1,23 @@
 //! What every stream transport does with what it reads: the control stream's messages
 //! (the first as `Hello`) and each media stream's bytes, fed to the relay.
 
+use std::future::Future;
+
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 
 use super::{MemberHandle, StopStream};
 use crate::relay::control::ControlReader;
 use farsight_relay::Input;
 
-const READ_CHUNK: usize = 64 * 1024;
+/// The most one read hands the relay.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// A unidirectional stream from a member, read in chunks the relay may keep.
+pub trait MediaRecv: Send + 'static {
+    /// The next chunk, at most [`READ_CHUNK`] bytes; `None` once the stream ended or broke.
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+}
 
 /// Feeds the control stream to the relay until it ends: a peer that finished it is said
 /// goodbye to, one that broke the framing is closed by the relay. Either way the writer
@@ -33,19 +42,16 @@ pub async fn read_control<R: AsyncRead + Unpin>(
 
 /// Feeds one unidirectional stream to the relay until it ends or the relay refuses it;
 /// then `stop` is called with the stream and the code.
-pub async fn read_stream<R: AsyncRead + Unpin>(
+pub async fn read_stream<R: MediaRecv>(
     mut recv: R,
     stream: u64,
     member: MemberHandle,
     stop: impl FnOnce(R, StopStream),
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
     let refused = loop {
-        let n = match recv.read(&mut buf).await {
-            Ok(0) | Err(_) => break None,
-            Ok(n) => n,
+        let Some(data) = recv.next_chunk().await else {
+            break None;
         };
-        let data = Bytes::copy_from_slice(&buf[..n]);
         let input = Input::StreamData {
             member: member.member,
             stream,

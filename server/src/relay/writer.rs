@@ -29,8 +29,9 @@ pub trait Link: Clone + Send + Sync + 'static {
 /// One group's stream to a watcher.
 pub trait GroupStream: Send + 'static {
     fn set_priority(&mut self, priority: i32);
-    /// False once the stream or connection is gone.
-    fn write(&mut self, bytes: &[u8]) -> impl Future<Output = bool> + Send;
+    /// False once the stream or connection is gone. Takes the bytes whole so that a
+    /// transport can send them without copying.
+    fn write(&mut self, bytes: Bytes) -> impl Future<Output = bool> + Send;
     fn finish(self) -> impl Future<Output = ()> + Send;
     fn reset(self, code: u32);
 }
@@ -113,7 +114,7 @@ async fn write_group<L: Link>(
     stream.set_priority(priority);
     let mut head = BytesMut::with_capacity(STREAM_HEADER_LEN);
     group.encode(&mut head);
-    if !stream.write(&head).await {
+    if !stream.write(head.freeze()).await {
         return;
     }
     let mut reset = Some(reset);
@@ -127,17 +128,18 @@ async fn write_group<L: Link>(
             // Finished, or the connection is gone.
             return stream.finish().await;
         };
+        let bytes = object.len();
         tokio::select! {
             biased;
             () = reset_requested(&mut reset) => return stream.reset(GROUP_DROPPED),
-            ok = stream.write(&object) => {
+            ok = stream.write(object) => {
                 if !ok {
                     return;
                 }
                 relay.step(Input::ObjectWritten {
                     member: relay.member,
                     group,
-                    bytes: object.len(),
+                    bytes,
                 });
             }
         }
