@@ -102,7 +102,7 @@ fn profile(user: &str, tz: &str) -> UserProfile {
     }
 }
 
-fn due_call(user: &str, due_at: i64) -> NewCall {
+fn due_call(user: &str, due_at: Millis) -> NewCall {
     NewCall {
         user: user.into(),
         topic: "payments".into(),
@@ -114,8 +114,8 @@ fn due_call(user: &str, due_at: i64) -> NewCall {
     }
 }
 
-fn now() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+fn now() -> Millis {
+    Millis::now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,15 +201,9 @@ async fn webhook_is_signed_retried_and_its_dispositions_drive_retries() {
     let mut webhook = WebhookDialer::new(url, SECRET.into());
     webhook.backoff = std::time::Duration::from_millis(50);
     let policy = any_time_policy();
-    let report = scheduler::dial_due(
-        store,
-        &policy,
-        &Dialer::Webhook(webhook),
-        "n1",
-        Millis(now()),
-    )
-    .await
-    .expect("dials");
+    let report = scheduler::dial_due(store, &policy, &Dialer::Webhook(webhook), "n1", now())
+        .await
+        .expect("dials");
     assert_eq!(report.outcomes.get("placed"), Some(&1), "{report:?}");
     assert_eq!(
         receiver.calls.lock().expect("lock").len(),
@@ -249,7 +243,7 @@ async fn webhook_is_signed_retried_and_its_dispositions_drive_retries() {
         .expect("JSON");
     assert_eq!(busy["state"], "retry");
     assert!(
-        busy["due_at"].as_i64().expect("due") > now() + 50 * 60_000,
+        busy["due_at"].as_i64().expect("due") > (now() + 50 * 60_000).0,
         "backs off an hour"
     );
     let again = dispose(call.id, "answered", &service)
@@ -278,7 +272,7 @@ async fn a_call_interrupted_by_a_crash_is_never_dialled_again() {
         .expect("call");
     // A scheduler claims the call (its Call-ID is stored) and dies before the outcome.
     let claimed = store
-        .claim_due_calls(Millis(now()), 10, "crashed")
+        .claim_due_calls(now(), 10, "crashed")
         .await
         .expect("claims");
     assert_eq!(claimed.len(), 1);
@@ -292,7 +286,7 @@ async fn a_call_interrupted_by_a_crash_is_never_dialled_again() {
     let (receiver, url) = receiver().await;
     let dialer = Dialer::Webhook(WebhookDialer::new(url, SECRET.into()));
     let later = now() + 11 * 60_000;
-    let report = scheduler::dial_due(&store, &any_time_policy(), &dialer, "n2", Millis(later))
+    let report = scheduler::dial_due(&store, &any_time_policy(), &dialer, "n2", later)
         .await
         .expect("dials");
     assert_eq!((report.dialled, report.interrupted), (0, 1));
@@ -397,7 +391,7 @@ async fn report_compares_called_users_with_their_holdout_twins() {
             contacts.push(Event {
                 id: format!("c{i}"),
                 user: user.clone(),
-                ts: t0 + 5 * DAY,
+                ts: (t0 + 5 * DAY).0,
                 kind: EventKind::SupportContact,
                 topic: "payments".into(),
                 attrs: Default::default(),
@@ -408,17 +402,17 @@ async fn report_compares_called_users_with_their_holdout_twins() {
     store.ingest_events(&contacts).await.expect("contacts");
     let (receiver, url) = receiver().await;
     let dialer = Dialer::Webhook(WebhookDialer::new(url, SECRET.into()));
-    scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", Millis(t0))
+    scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", t0)
         .await
         .expect("dials");
     for _ in 0..3 {
-        scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", Millis(t0))
+        scheduler::dial_due(&store, &any_time_policy(), &dialer, "n", t0)
             .await
             .expect("dials");
     }
     assert_eq!(receiver.calls.lock().expect("lock").len(), 200);
 
-    let r = report::build(&store, Millis(now())).await.expect("report");
+    let r = report::build(&store, now()).await.expect("report");
     assert_eq!((r.called.pairs, r.called.contacted), (200, 20));
     assert_eq!((r.holdout.pairs, r.holdout.contacted), (200, 40));
     assert!((r.reduction.expect("defined") - 0.5).abs() < 1e-9);

@@ -320,15 +320,9 @@ async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
     train_from_store(store, &TrainConfig::default(), None)
         .await
         .expect("trains");
-    let now = store
-        .newest_event_ms()
-        .await
-        .expect("events")
-        .expect("some");
+    let now = store.newest_event().await.expect("events").expect("some");
     let policy = PolicyConfig::default().validate().expect("policy");
-    scheduler::plan(store, &policy, farsight_outreach::ids::Millis(now))
-        .await
-        .expect("plans");
+    scheduler::plan(store, &policy, now).await.expect("plans");
     let calls = store.calls().await.expect("calls");
     assert!(!calls.is_empty(), "the scheduler planned calls");
     let top = current_predictions(store, 1, None).await.expect("scores");

@@ -391,7 +391,7 @@ async fn store_with_a_due_call(path: &std::path::Path) -> farsight_store::Store 
             priority: 0.8,
             reasons: "about 5 payments API errors in the last day".into(),
             holdout: false,
-            due_at: jiff::Timestamp::now().as_millisecond() - 1000,
+            due_at: farsight_outreach::ids::Millis::now() - 1000,
         }])
         .await
         .expect("call");

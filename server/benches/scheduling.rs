@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use farsight_outreach::event::Tier;
+use farsight_outreach::ids::Millis;
 use farsight_outreach::policy::{Candidate, PolicyConfig};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -33,7 +34,7 @@ fn main() {
     let tiers = [Tier::Free, Tier::Standard, Tier::Gold, Tier::Platinum];
     let candidates: Vec<Candidate> = (0..needs)
         .map(|i| Candidate {
-            user: format!("u{i:07}"),
+            user: format!("u{i:07}").into(),
             topic: TOPICS[rng.random_range(0..TOPICS.len())].into(),
             probability: rng.random::<f64>().powi(3),
             tier: tiers[rng.random_range(0..tiers.len())],
@@ -42,7 +43,7 @@ fn main() {
             consent: rng.random_bool(0.85),
             do_not_call: rng.random_bool(0.03),
             holdout: rng.random_bool(0.1),
-            last_call_ms: None,
+            last_call: None,
             open_call: false,
         })
         .collect();
@@ -53,10 +54,11 @@ fn main() {
     }
     .validate()
     .expect("valid policy");
-    let now = "2026-11-24T03:00:00Z"
-        .parse::<jiff::Timestamp>()
-        .expect("time")
-        .as_millisecond();
+    let now = Millis::from_timestamp(
+        "2026-11-24T03:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .expect("time"),
+    );
 
     let mut sorted: Vec<f64> = candidates.iter().map(|c| policy.priority(c)).collect();
     let started = Instant::now();

@@ -167,7 +167,7 @@ fn save_capture(
     let (transform, projection, camera) = *view;
     let size = camera.physical_viewport_size().unwrap_or_default();
     let result = perspective(projection)
-        .ok_or_else(|| "the view's projection is not perspective".to_owned())
+        .ok_or(SaveError::NotPerspective)
         .and_then(|projection| {
             let model = camera_model(transform, projection, size);
             let knob = knob.map(|knob| to_nalgebra(knob.translation()));
@@ -191,15 +191,26 @@ fn save_capture(
     }
 }
 
-fn save(image: &Image, png: &Path, record: &FrameRecord) -> Result<(), String> {
-    let rgb = image
-        .clone()
-        .try_into_dynamic()
-        .map_err(|e| format!("converting the rendered image: {e}"))?
-        .to_rgb8();
+/// Why a rendered frame could not be saved.
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    #[error("the view's projection is not perspective")]
+    NotPerspective,
+    #[error("converting the rendered image: {0}")]
+    Convert(#[from] bevy::image::IntoDynamicImageError),
+    #[error("writing {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+fn save(image: &Image, png: &Path, record: &FrameRecord) -> Result<(), SaveError> {
+    let failed = |path: &Path, e: &dyn std::fmt::Display| SaveError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let rgb = image.clone().try_into_dynamic()?.to_rgb8();
     rgb.save_with_format(png, image::ImageFormat::Png)
-        .map_err(|e| format!("writing {}: {e}", png.display()))?;
-    let json = serde_json::to_vec_pretty(record).map_err(|e| format!("encoding JSON: {e}"))?;
+        .map_err(|e| failed(png, &e))?;
     let json_path = record_path(png);
-    std::fs::write(&json_path, json).map_err(|e| format!("writing {}: {e}", json_path.display()))
+    let json = serde_json::to_vec_pretty(record).map_err(|e| failed(&json_path, &e))?;
+    std::fs::write(&json_path, json).map_err(|e| failed(&json_path, &e))
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::ids::{CallId, Topic, UserId};
+use crate::ids::{CallId, Millis, Topic, UserId};
 
 /// States a call that will not be dialled again is left in.
 pub const FINAL_STATES: [&str; 7] = [
@@ -26,7 +26,7 @@ pub struct NewCall {
     pub priority: f64,
     pub reasons: String,
     pub holdout: bool,
-    pub due_at: i64,
+    pub due_at: Millis,
 }
 
 /// A call claimed for dialling, with the Call-ID this attempt uses.
@@ -54,8 +54,8 @@ pub struct CallRecord {
     pub holdout: bool,
     pub state: String,
     pub attempts: i64,
-    pub due_at: i64,
-    pub first_dialed_at: Option<i64>,
+    pub due_at: Millis,
+    pub first_dialed_at: Option<Millis>,
     pub call_id: Option<String>,
     pub claimed_by: Option<String>,
 }

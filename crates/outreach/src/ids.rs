@@ -24,6 +24,38 @@ impl Millis {
     pub fn now() -> Millis {
         Millis(jiff::Timestamp::now().as_millisecond())
     }
+
+    pub fn from_timestamp(ts: jiff::Timestamp) -> Millis {
+        Millis(ts.as_millisecond())
+    }
+
+    /// `None` outside the range a calendar can name.
+    pub fn to_timestamp(self) -> Option<jiff::Timestamp> {
+        jiff::Timestamp::from_millisecond(self.0).ok()
+    }
+}
+
+/// A later (or, negative, earlier) instant by a number of milliseconds.
+impl std::ops::Add<i64> for Millis {
+    type Output = Millis;
+    fn add(self, ms: i64) -> Millis {
+        Millis(self.0 + ms)
+    }
+}
+
+impl std::ops::Sub<i64> for Millis {
+    type Output = Millis;
+    fn sub(self, ms: i64) -> Millis {
+        Millis(self.0 - ms)
+    }
+}
+
+/// The milliseconds between two instants.
+impl std::ops::Sub for Millis {
+    type Output = i64;
+    fn sub(self, earlier: Millis) -> i64 {
+        self.0 - earlier.0
+    }
 }
 
 /// A platform user, as events, profiles and calls name them.

@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::event::Tier;
+use crate::ids::{Millis, Topic, UserId};
 
 /// The `[outreach]` table of the configuration file, as written.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -207,8 +207,8 @@ pub enum Skip {
 /// A predicted need with what the policy must know about the person.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
-    pub user: String,
-    pub topic: String,
+    pub user: UserId,
+    pub topic: Topic,
     pub probability: f64,
     pub tier: Tier,
     pub tz: String,
@@ -216,8 +216,8 @@ pub struct Candidate {
     pub consent: bool,
     pub do_not_call: bool,
     pub holdout: bool,
-    /// The last call (any outcome) on this (user, topic), ms.
-    pub last_call_ms: Option<i64>,
+    /// The last call (any outcome) on this (user, topic).
+    pub last_call: Option<Millis>,
     /// A call for this pair is already planned or in progress.
     pub open_call: bool,
 }
@@ -227,7 +227,7 @@ pub struct PlannedCall {
     pub candidate: Candidate,
     pub priority: f64,
     /// When to dial: inside the user's window and an hour with agent capacity.
-    pub at_ms: i64,
+    pub at: Millis,
 }
 
 /// The hold-out draw for a user: a stable hash, so the same user always lands in the same
@@ -252,9 +252,9 @@ impl Policy {
         self.tier_weight.get(&c.tier).copied().unwrap_or(1.0) * c.probability
     }
 
-    /// Whether `at_ms` lies inside the calling window in `tz`.
-    pub fn in_window(&self, tz: &TimeZone, at_ms: i64) -> bool {
-        let Ok(ts) = Timestamp::from_millisecond(at_ms) else {
+    /// Whether `at` lies inside the calling window in `tz`.
+    pub fn in_window(&self, tz: &TimeZone, at: Millis) -> bool {
+        let Some(ts) = at.to_timestamp() else {
             return false;
         };
         let local = ts.to_zoned(tz.clone());
@@ -264,21 +264,18 @@ impl Policy {
             && local.time() < self.end
     }
 
-    /// The first instant at or after `from_ms` inside the window in `tz`, looking up to
+    /// The first instant at or after `from` inside the window in `tz`, looking up to
     /// three weeks ahead.
-    pub fn next_window(&self, tz: &TimeZone, from_ms: i64) -> Option<i64> {
-        if self.in_window(tz, from_ms) {
-            return Some(from_ms);
+    pub fn next_window(&self, tz: &TimeZone, from: Millis) -> Option<Millis> {
+        if self.in_window(tz, from) {
+            return Some(from);
         }
-        let mut date = Timestamp::from_millisecond(from_ms)
-            .ok()?
-            .to_zoned(tz.clone())
-            .date();
+        let mut date = from.to_timestamp()?.to_zoned(tz.clone()).date();
         for _ in 0..21 {
             if self.days.contains(&date.weekday()) && !self.holidays.contains(&date) {
                 let opens = date.to_datetime(self.start).to_zoned(tz.clone()).ok()?;
-                let opens = opens.timestamp().as_millisecond();
-                if opens >= from_ms && self.in_window(tz, opens) {
+                let opens = Millis::from_timestamp(opens.timestamp());
+                if opens >= from && self.in_window(tz, opens) {
                     return Some(opens);
                 }
             }
@@ -288,7 +285,7 @@ impl Policy {
     }
 
     /// Rules that depend only on the person and history, not on the day's plan.
-    pub fn eligible(&self, c: &Candidate, now_ms: i64) -> Result<(), Skip> {
+    pub fn eligible(&self, c: &Candidate, now: Millis) -> Result<(), Skip> {
         if c.do_not_call {
             return Err(Skip::DoNotCall);
         }
@@ -304,9 +301,7 @@ impl Policy {
         if c.open_call {
             return Err(Skip::AlreadyPlanned);
         }
-        if c.last_call_ms
-            .is_some_and(|t| now_ms - t < self.cooldown_ms)
-        {
+        if c.last_call.is_some_and(|t| now - t < self.cooldown_ms) {
             return Err(Skip::CoolDown);
         }
         if c.probability < self.min_probability {
@@ -322,8 +317,8 @@ impl Policy {
     pub fn plan(
         &self,
         mut candidates: Vec<Candidate>,
-        now_ms: i64,
-        mut used: HashMap<(String, i64), u32>,
+        now: Millis,
+        mut used: HashMap<(Topic, i64), u32>,
         planned_today: usize,
     ) -> (Vec<PlannedCall>, Vec<(Candidate, Skip)>) {
         candidates.sort_by(|a, b| self.priority(b).total_cmp(&self.priority(a)));
@@ -331,7 +326,7 @@ impl Policy {
         let mut skipped = Vec::new();
         const HOUR: i64 = 3_600_000;
         for c in candidates {
-            if let Err(why) = self.eligible(&c, now_ms) {
+            if let Err(why) = self.eligible(&c, now) {
                 skipped.push((c, why));
                 continue;
             }
@@ -343,28 +338,28 @@ impl Policy {
                 skipped.push((c, Skip::UnknownTimeZone));
                 continue;
             };
-            let capacity = self.capacity(&c.topic);
-            let mut from = now_ms;
+            let capacity = self.capacity(c.topic.as_str());
+            let mut from = now;
             let mut slot = None;
             // Walk forward hour by hour through window time until an hour has room.
             for _ in 0..24 * 21 {
                 let Some(at) = self.next_window(&tz, from) else {
                     break;
                 };
-                let bucket = at.div_euclid(HOUR);
+                let bucket = at.0.div_euclid(HOUR);
                 let n = used.entry((c.topic.clone(), bucket)).or_default();
                 if *n < capacity {
                     *n += 1;
                     slot = Some(at);
                     break;
                 }
-                from = (bucket + 1) * HOUR;
+                from = Millis((bucket + 1) * HOUR);
             }
             match slot {
-                Some(at_ms) => plan.push(PlannedCall {
+                Some(at) => plan.push(PlannedCall {
                     priority: self.priority(&c),
                     candidate: c,
-                    at_ms,
+                    at,
                 }),
                 None => skipped.push((c, Skip::NoCapacity)),
             }
@@ -373,7 +368,7 @@ impl Policy {
     }
 
     /// When to try again after `attempts` failed attempts, or `None` when they are spent.
-    pub fn retry_at(&self, attempts: u32, now_ms: i64) -> Option<i64> {
+    pub fn retry_at(&self, attempts: u32, now: Millis) -> Option<Millis> {
         if attempts >= self.max_attempts {
             return None;
         }
@@ -384,7 +379,7 @@ impl Policy {
             .or(self.retry_after_ms.last())
             .copied()
             .unwrap_or(3_600_000);
-        Some(now_ms + wait)
+        Some(now + wait)
     }
 }
 
@@ -402,8 +397,8 @@ mod tests {
         .expect("valid")
     }
 
-    fn ms(rfc3339: &str) -> i64 {
-        rfc3339.parse::<Timestamp>().expect("time").as_millisecond()
+    fn ms(rfc3339: &str) -> Millis {
+        Millis::from_timestamp(rfc3339.parse::<jiff::Timestamp>().expect("time"))
     }
 
     fn candidate(user: &str, p: f64) -> Candidate {
@@ -417,7 +412,7 @@ mod tests {
             consent: true,
             do_not_call: false,
             holdout: false,
-            last_call_ms: None,
+            last_call: None,
             open_call: false,
         }
     }
@@ -482,7 +477,7 @@ mod tests {
             ),
             (
                 Candidate {
-                    last_call_ms: Some(now - 86_400_000),
+                    last_call: Some(now - 86_400_000),
                     ..candidate("e", 0.9)
                 },
                 Skip::CoolDown,
@@ -493,7 +488,7 @@ mod tests {
             assert_eq!(p.eligible(&c, now), Err(why), "{}", c.user);
         }
         let long_ago = Candidate {
-            last_call_ms: Some(now - 31 * 86_400_000),
+            last_call: Some(now - 31 * 86_400_000),
             ..candidate("g", 0.9)
         };
         assert_eq!(p.eligible(&long_ago, now), Ok(()));
@@ -517,12 +512,12 @@ mod tests {
         let order: Vec<_> = plan.iter().map(|c| c.candidate.user.as_str()).collect();
         assert_eq!(order, ["platinum", "high", "low"]);
         // Two an hour for the skill: the third waits for the next hour.
-        assert_eq!(plan[0].at_ms, now);
-        assert_eq!(plan[1].at_ms, now);
-        assert_eq!(plan[2].at_ms, ms("2026-11-24T03:00:00Z"));
+        assert_eq!(plan[0].at, now);
+        assert_eq!(plan[1].at, now);
+        assert_eq!(plan[2].at, ms("2026-11-24T03:00:00Z"));
         assert_eq!(skipped[0].1, Skip::OverBudget);
         let shanghai = TimeZone::get("Asia/Shanghai").expect("zone");
-        assert!(plan.iter().all(|c| p.in_window(&shanghai, c.at_ms)));
+        assert!(plan.iter().all(|c| p.in_window(&shanghai, c.at)));
     }
 
     #[test]
@@ -538,9 +533,10 @@ mod tests {
     #[test]
     fn retries_back_off_then_stop() {
         let p = policy();
-        assert_eq!(p.retry_at(1, 0), Some(60 * 60_000));
-        assert_eq!(p.retry_at(2, 0), Some(240 * 60_000));
-        assert_eq!(p.retry_at(3, 0), None);
+        let t = Millis(0);
+        assert_eq!(p.retry_at(1, t), Some(t + 60 * 60_000));
+        assert_eq!(p.retry_at(2, t), Some(t + 240 * 60_000));
+        assert_eq!(p.retry_at(3, t), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::event::{SdkVersion, Tier};
 use crate::features::{FEATURE_NAMES, TopicState, UserContext, vector};
+use crate::ids::Millis;
 use crate::model::Model;
 
 /// One stored (user, topic) feature state with what scoring needs about the user.
@@ -54,19 +55,19 @@ pub fn context(row: &TopicRow, newest: Option<SdkVersion>) -> UserContext {
     }
 }
 
-/// The `top` highest predictions as of `at_ms`, each with up to three reasons.
+/// The `top` highest predictions as of `at`, each with up to three reasons.
 pub fn top_predictions(
     model: &Model,
     rows: &[TopicRow],
     newest: Option<SdkVersion>,
-    at_ms: i64,
+    at: Millis,
     top: usize,
 ) -> Vec<Prediction> {
     let mut scored: Vec<(f64, usize)> = rows
         .iter()
         .enumerate()
         .map(|(i, row)| {
-            let x = vector(&row.state, &context(row, newest), at_ms);
+            let x = vector(&row.state, &context(row, newest), at.0);
             (model.probability(&x), i)
         })
         .collect();
@@ -81,7 +82,7 @@ pub fn top_predictions(
         .into_iter()
         .map(|(probability, i)| {
             let row = &rows[i];
-            let x = vector(&row.state, &context(row, newest), at_ms);
+            let x = vector(&row.state, &context(row, newest), at.0);
             let reasons = model
                 .explain(&x, 3)
                 .into_iter()

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::calls::CallRecord;
-use crate::ids::{Topic, UserId};
+use crate::ids::{Millis, Topic, UserId};
 
 const HORIZON_MS: i64 = 14 * 86_400_000;
 
@@ -50,13 +50,13 @@ pub fn reduction(called: (usize, usize), holdout: (usize, usize)) -> Option<(f64
 }
 
 fn arm<'a>(
-    calls: impl Iterator<Item = (&'a CallRecord, i64)>,
-    contacts: &HashMap<(UserId, Topic), Vec<i64>>,
-    now_ms: i64,
+    calls: impl Iterator<Item = (&'a CallRecord, Millis)>,
+    contacts: &HashMap<(UserId, Topic), Vec<Millis>>,
+    now: Millis,
 ) -> Arm {
     let mut out = Arm::default();
     for (call, index) in calls {
-        if index + HORIZON_MS > now_ms {
+        if index + HORIZON_MS > now {
             continue;
         }
         out.pairs += 1;
@@ -73,12 +73,12 @@ fn arm<'a>(
     out
 }
 
-/// The report as of `now_ms` (follow-up windows must have ended to count), from every call
+/// The report as of `now` (follow-up windows must have ended to count), from every call
 /// record and each (user, topic)'s inbound support contact times.
 pub fn build(
     calls: &[CallRecord],
-    contacts: &HashMap<(UserId, Topic), Vec<i64>>,
-    now_ms: i64,
+    contacts: &HashMap<(UserId, Topic), Vec<Millis>>,
+    now: Millis,
 ) -> Report {
     let mut r = Report::default();
     for c in calls {
@@ -98,12 +98,12 @@ pub fn build(
         real.iter()
             .filter_map(|c| c.first_dialed_at.map(|t| (*c, t))),
         contacts,
-        now_ms,
+        now,
     );
     r.holdout = arm(
         calls.iter().filter(|c| c.holdout).map(|c| (c, c.due_at)),
         contacts,
-        now_ms,
+        now,
     );
     if let Some((red, ci)) = reduction(
         (r.called.contacted, r.called.pairs),

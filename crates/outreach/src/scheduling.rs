@@ -42,9 +42,9 @@ pub struct PlanState {
     /// Each predicted user's hold-out group.
     pub groups: HashMap<String, bool>,
     /// Per (user, topic): the last call's time and whether one is still open.
-    pub history: HashMap<(String, String), (Option<i64>, bool)>,
+    pub history: HashMap<(String, String), (Option<Millis>, bool)>,
     /// Calls already planned per (skill, hour) and today, against the capacity limits.
-    pub used: HashMap<(String, i64), u32>,
+    pub used: HashMap<(Topic, i64), u32>,
     pub planned_today: usize,
 }
 
@@ -56,7 +56,6 @@ pub fn plan_calls(
     state: PlanState,
     now: Millis,
 ) -> (Vec<NewCall>, PlanReport) {
-    let now_ms = now.0;
     let reasons: HashMap<(String, String), String> = predictions
         .iter()
         .map(|p| {
@@ -65,24 +64,24 @@ pub fn plan_calls(
         })
         .collect();
     let candidates = candidates(predictions, &state);
-    let (plan, skipped) = policy.plan(candidates, now_ms, state.used, state.planned_today);
+    let (plan, skipped) = policy.plan(candidates, now, state.used, state.planned_today);
 
     let mut report = PlanReport::default();
     let mut rows: Vec<NewCall> = Vec::new();
-    let new_call = |c: &Candidate, priority: f64, due_at: i64, holdout: bool| NewCall {
+    let new_call = |c: &Candidate, priority: f64, due_at: Millis, holdout: bool| NewCall {
         reasons: reasons
-            .get(&(c.user.clone(), c.topic.clone()))
+            .get(&(c.user.to_string(), c.topic.to_string()))
             .cloned()
             .unwrap_or_default(),
-        user: UserId(c.user.clone()),
-        topic: Topic(c.topic.clone()),
+        user: c.user.clone(),
+        topic: c.topic.clone(),
         probability: c.probability,
         priority,
         holdout,
         due_at,
     };
     for p in &plan {
-        rows.push(new_call(&p.candidate, p.priority, p.at_ms, false));
+        rows.push(new_call(&p.candidate, p.priority, p.at, false));
     }
     report.planned = plan.len();
     for (c, why) in &skipped {
@@ -96,14 +95,14 @@ pub fn plan_calls(
                         holdout: false,
                         ..c.clone()
                     },
-                    now_ms,
+                    now,
                 )
                 .is_ok();
         if would_call {
             let due = TimeZone::get(&c.tz)
                 .ok()
-                .and_then(|tz| policy.next_window(&tz, now_ms))
-                .unwrap_or(now_ms);
+                .and_then(|tz| policy.next_window(&tz, now))
+                .unwrap_or(now);
             rows.push(new_call(c, policy.priority(c), due, true));
             report.holdout_twins += 1;
         }
@@ -124,8 +123,8 @@ fn candidates(predictions: &[Prediction], state: &PlanState) -> Vec<Candidate> {
                 .copied()
                 .unwrap_or((None, false));
             Some(Candidate {
-                user: p.user.clone(),
-                topic: p.topic.clone(),
+                user: UserId(p.user.clone()),
+                topic: Topic(p.topic.clone()),
                 probability: p.probability,
                 tier: profile.tier,
                 tz: profile.tz.clone(),
@@ -133,7 +132,7 @@ fn candidates(predictions: &[Prediction], state: &PlanState) -> Vec<Candidate> {
                 consent: profile.consent,
                 do_not_call: profile.do_not_call,
                 holdout: state.groups.get(&p.user).copied().unwrap_or(false),
-                last_call_ms: last,
+                last_call: last,
                 open_call: open,
             })
         })
@@ -144,12 +143,10 @@ fn candidates(predictions: &[Prediction], state: &PlanState) -> Vec<Candidate> {
 /// that came due while the scheduler was down waits for the user's window, uncounted.
 pub fn wait_for_window(policy: &Policy, tz: &str, now: Millis) -> Option<Millis> {
     let tz = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
-    if policy.in_window(&tz, now.0) {
+    if policy.in_window(&tz, now) {
         return None;
     }
-    Some(Millis(
-        policy.next_window(&tz, now.0).unwrap_or(now.0 + 86_400_000),
-    ))
+    Some(policy.next_window(&tz, now).unwrap_or(now + 86_400_000))
 }
 
 /// When an attempt with this outcome is tried again: retryable ones come back after the
@@ -166,9 +163,8 @@ pub fn retry_at(
     }
     let tz = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
     policy
-        .retry_at(attempts.max(0) as u32, now.0)
+        .retry_at(attempts.max(0) as u32, now)
         .and_then(|at| policy.next_window(&tz, at))
-        .map(Millis)
 }
 
 #[cfg(test)]
@@ -215,7 +211,7 @@ mod tests {
         let monday_ten = at("2026-11-23 10:00");
         assert_eq!(
             retry_at(&policy, "UTC", 1, &Outcome::Busy, monday_ten),
-            Some(Millis(monday_ten.0 + HOUR)),
+            Some(monday_ten + HOUR),
             "first back-off is an hour"
         );
         assert_eq!(

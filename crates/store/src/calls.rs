@@ -47,11 +47,11 @@ impl Store {
     /// hold-out would have been, and whether a call is still planned or in progress.
     pub async fn call_history(
         &self,
-    ) -> Result<HashMap<(String, String), (Option<i64>, bool)>, StoreError> {
+    ) -> Result<HashMap<(String, String), (Option<Millis>, bool)>, StoreError> {
         let rows = sqlx::query("SELECT user_id, topic, state, first_dialed_at, due_at FROM calls")
             .fetch_all(&self.pool)
             .await?;
-        let mut out: HashMap<(String, String), (Option<i64>, bool)> = HashMap::new();
+        let mut out: HashMap<(String, String), (Option<Millis>, bool)> = HashMap::new();
         for r in rows {
             let key = (r.try_get("user_id")?, r.try_get("topic")?);
             let state: String = r.try_get("state")?;
@@ -61,7 +61,7 @@ impl Store {
                 r.try_get("first_dialed_at")?
             };
             let entry = out.entry(key).or_default();
-            entry.0 = entry.0.max(at);
+            entry.0 = entry.0.max(at.map(Millis));
             entry.1 |= matches!(state.as_str(), "planned" | "dialing" | "retry" | "placed");
         }
         Ok(out)
@@ -106,12 +106,12 @@ impl Store {
             .collect()
     }
 
-    /// Calls already planned per (skill, hour bucket) from `from_ms` on, and how many were
-    /// planned in the 24 hours before `now_ms` (the daily budget's count).
+    /// Calls already planned per (skill, hour bucket) from `now` on, and how many were
+    /// planned in the 24 hours before it (the daily budget's count).
     pub async fn planned_load(
         &self,
         now: Millis,
-    ) -> Result<(HashMap<(String, i64), u32>, usize), StoreError> {
+    ) -> Result<(HashMap<(Topic, i64), u32>, usize), StoreError> {
         let now_ms = now.0;
         let rows = sqlx::query(
             "SELECT topic, due_at, created_at FROM calls WHERE holdout = 0 \
@@ -123,7 +123,7 @@ impl Store {
         let mut used = HashMap::new();
         let mut today = 0;
         for r in rows {
-            let topic: String = r.try_get("topic")?;
+            let topic = Topic(r.try_get("topic")?);
             let due: i64 = r.try_get("due_at")?;
             let created: i64 = r.try_get("created_at")?;
             if due >= now_ms {
@@ -151,7 +151,7 @@ impl Store {
             .bind(&c.reasons)
             .bind(i64::from(c.holdout))
             .bind(if c.holdout { "holdout" } else { "planned" })
-            .bind(c.due_at)
+            .bind(c.due_at.0)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -302,8 +302,8 @@ impl Store {
                     holdout: r.try_get::<i64, _>("holdout")? != 0,
                     state: r.try_get("state")?,
                     attempts: r.try_get("attempts")?,
-                    due_at: r.try_get("due_at")?,
-                    first_dialed_at: r.try_get("first_dialed_at")?,
+                    due_at: Millis(r.try_get("due_at")?),
+                    first_dialed_at: r.try_get::<Option<i64>, _>("first_dialed_at")?.map(Millis),
                     call_id: r.try_get("call_id")?,
                     claimed_by: r.try_get("claimed_by")?,
                 })
@@ -312,17 +312,19 @@ impl Store {
     }
 
     /// Support contacts per (user, topic), in time order: the report's outcome.
-    pub async fn support_contacts(&self) -> Result<HashMap<(UserId, Topic), Vec<i64>>, StoreError> {
+    pub async fn support_contacts(
+        &self,
+    ) -> Result<HashMap<(UserId, Topic), Vec<Millis>>, StoreError> {
         let rows = sqlx::query(
             "SELECT user_id, topic, ts FROM events WHERE kind = 'support_contact' ORDER BY ts",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut out: HashMap<(UserId, Topic), Vec<i64>> = HashMap::new();
+        let mut out: HashMap<(UserId, Topic), Vec<Millis>> = HashMap::new();
         for r in rows {
             out.entry((UserId(r.try_get("user_id")?), Topic(r.try_get("topic")?)))
                 .or_default()
-                .push(r.try_get("ts")?);
+                .push(Millis(r.try_get("ts")?));
         }
         Ok(out)
     }

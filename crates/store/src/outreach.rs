@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use farsight_outreach::event::{Event, EventKind, SdkVersion, Tier, UserProfile};
 use farsight_outreach::features::{Signal, TopicState};
+use farsight_outreach::ids::Millis;
 use farsight_outreach::predict::TopicRow;
 
 use crate::{Store, StoreError, now_micros};
@@ -467,11 +468,11 @@ impl Store {
     }
 
     /// The time of the newest event stored: "now" for predictions on recorded history.
-    pub async fn newest_event_ms(&self) -> Result<Option<i64>, StoreError> {
+    pub async fn newest_event(&self) -> Result<Option<Millis>, StoreError> {
         let row = sqlx::query("SELECT MAX(ts) AS ts FROM events")
             .fetch_one(&self.pool)
             .await?;
-        Ok(row.try_get("ts")?)
+        Ok(row.try_get::<Option<i64>, _>("ts")?.map(Millis))
     }
 
     /// One user's plan tier; `None` for a user never imported.

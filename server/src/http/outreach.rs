@@ -120,7 +120,7 @@ async fn get_user(
 struct PredictionQuery {
     top: Option<usize>,
     /// Milliseconds since the epoch; default: the newest event stored.
-    at: Option<i64>,
+    at: Option<Millis>,
 }
 
 async fn get_predictions(

@@ -21,10 +21,34 @@ pub enum What {
     Users,
 }
 
-pub async fn import_file(store: &Store, path: &Path, what: What) -> anyhow::Result<BatchReport> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
-    let size = file.metadata()?.len();
+/// Why an import stopped; rows already stored stay stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("rows {first_row}..: {source}")]
+    Rows {
+        first_row: usize,
+        source: farsight_outreach::event::BatchError,
+    },
+    #[error(transparent)]
+    Store(#[from] farsight_store::StoreError),
+}
+
+pub async fn import_file(
+    store: &Store,
+    path: &Path,
+    what: What,
+) -> Result<BatchReport, ImportError> {
+    let read_error = |source| ImportError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
     let bar = ProgressBar::new(size).with_style(
         ProgressStyle::with_template(
             "{spinner} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
@@ -36,7 +60,7 @@ pub async fn import_file(store: &Store, path: &Path, what: What) -> anyhow::Resu
 
     // A JSON array is one batch; NDJSON goes in chunks of lines.
     let starts_array = loop {
-        let buf = reader.fill_buf()?;
+        let buf = reader.fill_buf().map_err(read_error)?;
         match buf.iter().position(|b| !b.is_ascii_whitespace()) {
             Some(i) => break buf[i] == b'[',
             None if buf.is_empty() => break false,
@@ -48,7 +72,7 @@ pub async fn import_file(store: &Store, path: &Path, what: What) -> anyhow::Resu
     };
     if starts_array {
         let mut body = Vec::new();
-        reader.read_to_end(&mut body)?;
+        reader.read_to_end(&mut body).map_err(read_error)?;
         report.add(ingest(store, &body, 1, what).await?);
         bar.finish_with_message(summary(&report));
         return Ok(report);
@@ -60,7 +84,7 @@ pub async fn import_file(store: &Store, path: &Path, what: What) -> anyhow::Resu
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
+        let n = reader.read_until(b'\n', &mut line).map_err(read_error)?;
         if n > 0 {
             chunk.extend_from_slice(&line);
             if !line.ends_with(b"\n") {
@@ -89,14 +113,14 @@ async fn ingest(
     body: &[u8],
     first_row: usize,
     what: What,
-) -> anyhow::Result<BatchReport> {
+) -> Result<BatchReport, ImportError> {
     let result = match what {
         What::Events => ingest_events(store, body, first_row).await,
         What::Users => ingest_users(store, body, first_row).await,
     };
     match result {
         Ok(report) => Ok(report),
-        Err(IngestError::Batch(e)) => Err(anyhow::anyhow!("rows {first_row}..: {e}")),
+        Err(IngestError::Batch(source)) => Err(ImportError::Rows { first_row, source }),
         Err(IngestError::Store(e)) => Err(e.into()),
     }
 }

@@ -28,7 +28,7 @@ pub enum ChartError {
 pub async fn build(store: &Store, now: Millis) -> Result<Report, StoreError> {
     let calls = store.calls().await?;
     let contacts = store.support_contacts().await?;
-    Ok(farsight_outreach::report::build(&calls, &contacts, now.0))
+    Ok(farsight_outreach::report::build(&calls, &contacts, now))
 }
 
 /// Registers the chart font with plotters, once per process (plotters keeps it for ever).

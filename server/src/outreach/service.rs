@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use farsight_outreach::features::FEATURE_NAMES;
+use farsight_outreach::ids::Millis;
 use farsight_outreach::model::Model;
 use farsight_outreach::predict::{Prediction, newest_sdk, top_predictions};
 use farsight_outreach::train::{
@@ -134,13 +135,13 @@ pub fn render_report(t: &Trained) -> String {
 pub async fn current_predictions(
     store: &Store,
     top: usize,
-    at: Option<i64>,
+    at: Option<Millis>,
 ) -> Result<Vec<Prediction>, OutreachError> {
     let model = active_model(store).await?;
     let rows = store.topic_rows().await?;
     let at = match at {
         Some(at) => at,
-        None => store.newest_event_ms().await?.unwrap_or(0),
+        None => store.newest_event().await?.unwrap_or(Millis(0)),
     };
     Ok(top_predictions(&model, &rows, newest_sdk(&rows), at, top))
 }
@@ -154,7 +155,7 @@ pub async fn top_need(store: &Store, user: &str) -> Result<Option<Prediction>, O
         Err(e) => return Err(e),
     };
     let rows = store.user_topic_rows(user).await?;
-    let at = store.newest_event_ms().await?.unwrap_or(0);
+    let at = store.newest_event().await?.unwrap_or(Millis(0));
     let newest = store.newest_sdk_version().await?;
     Ok(top_predictions(&model, &rows, newest, at, 1).pop())
 }

@@ -15,6 +15,7 @@ use nalgebra::{Point3, Vector3};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::ProbeError;
 use super::anchor::anchor_on_plane;
 
 #[derive(Clone, Debug)]
@@ -63,7 +64,7 @@ pub fn synthetic_pose(seconds: f64) -> Pose {
 pub async fn publish(
     conn: &mut Connection,
     options: &PublishOptions,
-) -> Result<PublishReport, anyhow::Error> {
+) -> Result<PublishReport, ProbeError> {
     let settings = &options.encoder;
     let (frames_tx, mut frames) = mpsc::channel(64);
     let encoder = Encoder::start(

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::ProbeError;
+
 use farsight_client::{Connection, GroupEnd, WatchEvent};
 use farsight_protocol::{GroupSeq, Micros, Object, SessionId};
 use serde::Serialize;
@@ -73,7 +75,10 @@ pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples[rank.clamp(1, samples.len()) - 1]
 }
 
-pub async fn watch(conn: &mut Connection, options: &WatchOptions) -> anyhow::Result<WatchReport> {
+pub async fn watch(
+    conn: &mut Connection,
+    options: &WatchOptions,
+) -> Result<WatchReport, ProbeError> {
     conn.join(options.session).await?;
     let mut watcher = conn.watcher();
     let mut report = WatchReport::default();

@@ -125,7 +125,7 @@ impl Relay {
         size: (u32, u32),
     ) -> Result<(
         SessionId,
-        tokio::task::JoinHandle<anyhow::Result<PublishReport>>,
+        tokio::task::JoinHandle<Result<PublishReport, farsight_server::probe::ProbeError>>,
     )> {
         let mut conn = connect(&options(
             &self.running,
