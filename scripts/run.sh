@@ -88,13 +88,14 @@ fingerprint=$(sed -n 's/^certificate SHA-256 //p' "$data/serve.log")
 # without a display it runs headless.
 view=(--headless)
 [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && view=()
-"$wearable" --sim "${view[@]}" --width 640 --height 360 --server 127.0.0.1:4433 \
-  --token "$SIM" --fingerprint "$fingerprint" > "$data/wearable.log" 2>&1 &
+# Tokens go in the environment, which other users cannot read (a command line they can).
+FARSIGHT_TOKEN="$SIM" "$wearable" --sim "${view[@]}" --width 640 --height 360 \
+  --server 127.0.0.1:4433 --fingerprint "$fingerprint" > "$data/wearable.log" 2>&1 &
 sim=$!
 pids+=("$sim")
 
 # The probe: GStreamer's test pattern as 1280×720 H.264 at 30 fps, with a moving head pose.
-"$farsight" probe publish --token "$PROBE" > "$data/publish.log" 2>&1 &
+FARSIGHT_TOKEN="$PROBE" "$farsight" probe publish > "$data/publish.log" 2>&1 &
 probe=$!
 pids+=("$probe")
 

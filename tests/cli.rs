@@ -125,6 +125,48 @@ fn tokens_are_created_listed_and_revoked() {
 }
 
 #[test]
+fn the_data_directory_and_the_database_are_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("fresh").join("farsight-data");
+    ok_stdout(farsight(&data, &["migrate"]));
+    let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "data directory");
+    assert_eq!(mode(&data.join("farsight.db")), 0o600, "database");
+    for side in ["farsight.db-wal", "farsight.db-shm"] {
+        let path = data.join(side);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{side}");
+        }
+    }
+    // A database made world-readable before this version is closed to others on open.
+    std::fs::set_permissions(data.join("farsight.db"), PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    ok_stdout(farsight(&data, &["migrate"]));
+    assert_eq!(
+        mode(&data.join("farsight.db")),
+        0o600,
+        "database after reopening"
+    );
+}
+
+#[test]
+fn a_probe_without_a_token_says_how_to_give_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["probe", "watch", "--session", "1", "--fingerprint"])
+        .arg("00".repeat(32))
+        .env_remove("FARSIGHT_TOKEN")
+        .output()
+        .expect("farsight runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--token-file"), "{err}");
+}
+
+#[test]
 fn probe_watch_sees_probe_publish_through_a_served_relay() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path();
@@ -139,16 +181,11 @@ fn probe_watch_sees_probe_publish_through_a_served_relay() {
     let mut publish = Command::new(BIN)
         .args(["--data-dir"])
         .arg(data)
-        .args([
-            "probe",
-            "publish",
-            "--server",
-            &server.quic,
-            "--token",
-            &wearable,
-        ])
+        .args(["probe", "publish", "--server", &server.quic])
         .args(["--fingerprint", &server.fingerprint])
         .args(["--width", "640", "--height", "360", "--seconds", "8"])
+        // The token from the environment, out of the process list.
+        .env("FARSIGHT_TOKEN", &wearable)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -160,18 +197,14 @@ fn probe_watch_sees_probe_publish_through_a_served_relay() {
         .unwrap_or_else(|| panic!("unexpected {first:?}"))
         .to_string();
 
+    let token_file = data.join("agent-token");
+    std::fs::write(&token_file, format!("{agent}\n")).expect("token file");
     let watched = ok_stdout(
         Command::new(BIN)
             .args(["--data-dir"])
             .arg(data)
-            .args([
-                "probe",
-                "watch",
-                "--server",
-                &server.quic,
-                "--token",
-                &agent,
-            ])
+            .args(["probe", "watch", "--server", &server.quic, "--token-file"])
+            .arg(&token_file)
             .args(["--session", &session, "--frames", "60", "--json"])
             .env("RUST_LOG", "warn")
             .output()

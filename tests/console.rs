@@ -411,3 +411,37 @@ async fn the_console_switches_to_another_session_and_back() {
     );
     driver.finish().await;
 }
+
+/// Every response carries the web's basic defences: the page may run only the server's own
+/// scripts, may not be framed, and leaks no referrer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_with_its_security_headers() {
+    let server = TestServer::start().await;
+    let base = format!("http://{}", server.running.http_addr);
+    let wt_port = server.running.shared.webtransport.port;
+    for path in ["/", "/console/app.js", "/v1/sessions", "/no-such-page"] {
+        let response = reqwest::get(format!("{base}{path}")).await.expect("served");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name} header"))
+                .to_string()
+        };
+        let policy = header("content-security-policy");
+        assert!(policy.contains("script-src 'self';"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+        assert!(
+            policy.contains(&format!("https://127.0.0.1:{wt_port}")),
+            "{path}: WebTransport allowed: {policy}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+    }
+}

@@ -3,12 +3,14 @@
 //! tests and the benchmarks all speak to the server through this crate.
 
 mod connection;
+mod credential;
 mod publish;
 mod reconnect;
 mod tls;
 mod watch;
 
 pub use connection::{ConnectOptions, Connection, connect, quic_client_config};
+pub use credential::{TokenError, resolve_token};
 pub use publish::Publisher;
 pub use reconnect::{Backoff, connect_with_backoff};
 pub use tls::{Trust, fingerprint, parse_fingerprint};

@@ -157,9 +157,34 @@ fn bind_relay(config: &ServeConfig, identity: &cert::Identity) -> Result<Listene
     })
 }
 
+/// Creates the data directory for its owner alone (0700): it holds the database, the keys
+/// and the certificate. One that exists is left as it is, with a warning when others may
+/// read it.
+pub fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the data directory is readable by others; chmod 700 it"
+                );
+            }
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(path)
+}
+
 /// The data directory and the store in it (migrated).
 async fn open_store(config: &ServeConfig) -> Result<Store, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    create_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;

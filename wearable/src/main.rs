@@ -11,7 +11,7 @@ use anyhow::{Context, bail, ensure};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use clap::Parser;
-use farsight_client::{ConnectOptions, Trust, parse_fingerprint};
+use farsight_client::{ConnectOptions, Trust, parse_fingerprint, resolve_token};
 use farsight_protocol::{Role, SessionId};
 use farsight_wearable::anchor::AnchorPlugin;
 use farsight_wearable::camera_source::{CameraCapture, CameraSource, CameraSourcePlugin};
@@ -60,11 +60,15 @@ struct Args {
     #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u32).range(16..=8192))]
     height: u32,
     /// Relay to publish to, HOST:PORT (its QUIC address).
-    #[arg(long, requires = "token")]
+    #[arg(long)]
     server: Option<String>,
-    /// Wearable token for the relay.
+    /// Wearable token for the relay. Prefer --token-file or the environment: every user of
+    /// the machine can read a command line.
     #[arg(long, env = "FARSIGHT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File whose first line is the wearable's token.
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// SHA-256 fingerprint of the relay's certificate to pin, as `farsight serve` prints it
     /// for its development certificate. Without it (or --ca) the relay's certificate must
     /// chain to one of the system's trusted CAs.
@@ -249,10 +253,7 @@ fn connect_options(server: &str, args: &Args) -> anyhow::Result<ConnectOptions> 
         server_name,
         trust,
         role: Role::Wearable,
-        token: args
-            .token
-            .clone()
-            .context("--token is required with --server")?,
+        token: resolve_token(args.token.as_deref(), args.token_file.as_deref())?,
         resume: SessionId(0),
         receive_window: None,
     })

@@ -27,6 +27,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL {0:?} (use sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
+    #[error("database file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +59,9 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
+        if backend == Backend::Sqlite {
+            create_private(url)?;
+        }
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
@@ -98,6 +106,48 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Creates an SQLite database file readable by its owner alone (it holds phone numbers and
+/// token hashes), or takes read access away from others on one that exists. SQLite gives
+/// the `-wal` and `-shm` files it creates the database's own mode.
+fn create_private(url: &str) -> Result<(), StoreError> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    let failed = |source| StoreError::File {
+        path: path.to_string(),
+        source,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(failed)?;
+        for file in [
+            path.to_string(),
+            format!("{path}-wal"),
+            format!("{path}-shm"),
+        ] {
+            match std::fs::metadata(&file) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .map_err(failed)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A random id below 2^53, so JavaScript numbers hold it exactly.

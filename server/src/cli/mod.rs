@@ -14,7 +14,7 @@ use farsight_store::Store;
 /// Opens (and migrates) the store the storage options name, creating its data directory.
 pub async fn open_store(storage: &StorageArgs) -> anyhow::Result<Store> {
     let (data_dir, url) = storage.resolve()?;
-    std::fs::create_dir_all(&data_dir)
+    farsight_server::create_data_dir(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     Store::open(&url)
         .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint};
+use farsight_client::{ConnectOptions, Trust, connect, parse_fingerprint, resolve_token};
 use farsight_protocol::{ControlMessage, Role, SessionId};
 use farsight_server::config::StorageArgs;
 use farsight_server::probe::{self, EncoderSettings, PublishOptions, WatchOptions};
@@ -16,9 +16,13 @@ pub struct ProbeTarget {
     /// The server's QUIC address.
     #[arg(long, default_value = "127.0.0.1:4433")]
     server: SocketAddr,
-    /// Access token (`farsight token create`).
-    #[arg(long, env = "FARSIGHT_TOKEN")]
-    token: String,
+    /// Access token (`farsight token create`). Prefer --token-file or the environment:
+    /// every user of the machine can read a command line.
+    #[arg(long, env = "FARSIGHT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File whose first line is the access token.
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     /// SHA-256 fingerprint of the server certificate, as `farsight serve` prints it;
     /// default: the development certificate in the data directory.
     #[arg(long)]
@@ -100,7 +104,7 @@ fn connect_options(
         server_name: target.server_name.clone(),
         trust: Trust::Fingerprint(pin),
         role,
-        token: target.token.clone(),
+        token: resolve_token(target.token.as_deref(), target.token_file.as_deref())?,
         resume: SessionId(resume),
         receive_window: None,
     })

@@ -2,6 +2,7 @@
 //! through [`ApiError`]; every route but health and metrics takes a bearer token.
 
 mod console;
+pub mod headers;
 mod outreach;
 
 use std::sync::Arc;
@@ -29,6 +30,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
         .merge(outreach::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            headers::security_headers,
+        ))
         .with_state(shared)
 }
 
