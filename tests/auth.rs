@@ -86,6 +86,56 @@ async fn bad_and_revoked_tokens_are_unauthorized() {
     still_serving(&server).await;
 }
 
+/// An expired or revoked token is refused over QUIC and HTTP alike, each with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_revoked_tokens_are_refused_with_their_reason() {
+    let server = TestServer::start().await;
+    let store = &server.running.shared.store;
+    let expired = server.token(Role::Agent, "last-year").await;
+    let id = store
+        .verify_token(&expired)
+        .await
+        .expect("db")
+        .expect("live")
+        .id;
+    let past = farsight_store::now_micros() - 1;
+    store.set_token_expiry(id, past).await.expect("db");
+    let revoked = server.token(Role::Agent, "gone").await;
+    let id = store
+        .verify_token(&revoked)
+        .await
+        .expect("db")
+        .expect("live")
+        .id;
+    store.revoke_token(id).await.expect("db");
+
+    let http = format!("http://{}/v1/sessions", server.running.http_addr);
+    for (token, reason) in [
+        (expired, "the token has expired"),
+        (revoked, "the token was revoked"),
+        ("fst_never-issued".to_string(), "unknown token"),
+    ] {
+        match connect(&server.options(Role::Agent, &token)).await {
+            Err(ClientError::Refused { code, message }) => {
+                assert_eq!(code, ErrorCode::Unauthorized);
+                assert_eq!(message, reason);
+            }
+            Err(other) => panic!("expected a typed refusal, got {other}"),
+            Ok(_) => panic!("{reason}: connected"),
+        }
+        let response = reqwest::Client::new()
+            .get(&http)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("HTTP answers");
+        assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value = response.json().await.expect("JSON error");
+        assert_eq!(body["error"], reason);
+    }
+    still_serving(&server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_used_for_another_role_is_refused() {
     let server = TestServer::start().await;
@@ -457,4 +507,163 @@ async fn a_wearables_refusals_name_the_role_before_the_session() {
         assert_eq!(next_error(&mut wearable).await, code, "{msg:?}");
     }
     still_serving(&server).await;
+}
+
+/// A bare QUIC connection from `local` (any 127.x.y.z address is loopback on Linux, so each
+/// stands for another client address).
+async fn raw_connection_from(
+    server: &TestServer,
+    local: &str,
+) -> Result<quinn::Connection, quinn::ConnectionError> {
+    let opts = server.options(Role::Agent, "unused");
+    let bind = format!("{local}:0").parse().expect("addr");
+    let mut endpoint = quinn::Endpoint::client(bind).expect("bind");
+    endpoint.set_default_client_config(quic_client_config(&opts.trust).expect("config"));
+    endpoint
+        .connect(opts.server, "localhost")
+        .expect("connect")
+        .await
+}
+
+/// Signs in on a bare connection; the server's first answer.
+async fn sign_in(conn: &quinn::Connection, token: &str) -> ControlMessage {
+    let (mut send, mut recv) = conn.open_bi().await.expect("control stream");
+    let hello = ControlMessage::Hello {
+        version: 1,
+        role: Role::Agent,
+        token: token.into(),
+        resume: SessionId(0),
+    };
+    send.write_all(&hello.to_bytes()).await.expect("Hello sent");
+    let mut decoder = farsight_protocol::ControlDecoder::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        if let Some(msg) = decoder.poll().expect("valid reply") {
+            return msg;
+        }
+        let n = tokio::time::timeout(TIMEOUT, recv.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .expect("readable")
+            .expect("an answer before the stream ends");
+        decoder.push(&buf[..n]);
+    }
+}
+
+/// One address that fails sign-in ten times must wait, even with a good token, over QUIC and
+/// HTTP alike; another address is served all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_make_one_address_wait_while_another_is_served() {
+    let server = TestServer::start().await;
+    let good = server.token(Role::Agent, "ada").await;
+    for _ in 0..farsight_server::limits::MAX_FAILURES {
+        let conn = raw_connection_from(&server, "127.0.0.2")
+            .await
+            .expect("handshake");
+        match sign_in(&conn, "fst_guess").await {
+            ControlMessage::Error { code, message } => {
+                assert_eq!(
+                    (code, message.as_str()),
+                    (ErrorCode::Unauthorized, "unknown token")
+                );
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    let conn = raw_connection_from(&server, "127.0.0.2")
+        .await
+        .expect("handshake");
+    match sign_in(&conn, &good).await {
+        ControlMessage::Error { code, message } => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert!(message.starts_with("too many failed sign-ins"), "{message}");
+        }
+        other => panic!("expected the address to wait, got {other:?}"),
+    }
+    let http = format!("http://{}/v1/sessions", server.running.http_addr);
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
+            .build()
+            .expect("client")
+    };
+    let waiting = from("127.0.0.2")
+        .get(&http)
+        .bearer_auth(&good)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(waiting.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert!(waiting.headers().contains_key("retry-after"));
+
+    let other = raw_connection_from(&server, "127.0.0.1")
+        .await
+        .expect("handshake");
+    assert!(matches!(
+        sign_in(&other, &good).await,
+        ControlMessage::Welcome { .. }
+    ));
+    let served = from("127.0.0.1")
+        .get(&http)
+        .bearer_auth(&good)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(served.status(), reqwest::StatusCode::OK);
+    let metrics = server.running.shared.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"farsight_address_limited_total{transport="quic",limit="failed_sign_ins"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+/// One address may hold only so many connections that have not signed in; the next is
+/// refused before its handshake, another address is served, and a place freed is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_a_bounded_number_of_unauthenticated_connections() {
+    use farsight_server::limits::MAX_UNAUTHENTICATED;
+    let server = TestServer::start().await;
+    let mut silent = Vec::new();
+    for _ in 0..MAX_UNAUTHENTICATED {
+        silent.push(
+            raw_connection_from(&server, "127.0.0.3")
+                .await
+                .expect("within the cap"),
+        );
+    }
+    let refused = raw_connection_from(&server, "127.0.0.3").await;
+    assert!(
+        matches!(&refused, Err(quinn::ConnectionError::ConnectionClosed(c)) if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED),
+        "{refused:?}"
+    );
+    let good = server.token(Role::Agent, "ada").await;
+    let other = raw_connection_from(&server, "127.0.0.4")
+        .await
+        .expect("handshake");
+    assert!(matches!(
+        sign_in(&other, &good).await,
+        ControlMessage::Welcome { .. }
+    ));
+
+    // One that signs in frees its place.
+    assert!(matches!(
+        sign_in(&silent[0], &good).await,
+        ControlMessage::Welcome { .. }
+    ));
+    let again = raw_connection_from(&server, "127.0.0.3")
+        .await
+        .expect("a place is free");
+    assert!(matches!(
+        sign_in(&again, &good).await,
+        ControlMessage::Welcome { .. }
+    ));
+    let metrics = server.running.shared.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"farsight_address_limited_total{transport="quic",limit="unauthenticated"} 1"#
+        ),
+        "{metrics}"
+    );
 }

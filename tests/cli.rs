@@ -125,6 +125,75 @@ fn tokens_are_created_listed_and_revoked() {
 }
 
 #[test]
+fn tokens_expire_and_rotate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let create = |lifetime: &str| {
+        ok_stdout(farsight(
+            data,
+            &[
+                "token",
+                "create",
+                "--role",
+                "agent",
+                "--name",
+                "ann",
+                "--expires-in",
+                lifetime,
+            ],
+        ))
+        .trim()
+        .to_string()
+    };
+    let bad = farsight(
+        data,
+        &[
+            "token",
+            "create",
+            "--role",
+            "agent",
+            "--name",
+            "x",
+            "--expires-in",
+            "soon",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("e.g. 90d"),
+        "a bad lifetime says what to give"
+    );
+    create("1s");
+    create("90d");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let list = ok_stdout(farsight(data, &["token", "list"]));
+    let states: Vec<&str> = list
+        .lines()
+        .filter(|l| l.ends_with("ann"))
+        .map(|l| l.split_whitespace().nth(2).expect("state"))
+        .collect();
+    assert_eq!(states, ["expired", "active"], "{list}");
+    let live = list
+        .lines()
+        .find(|l| l.ends_with("ann") && l.contains("active"))
+        .expect("listed");
+    let id = live.split_whitespace().next().expect("id");
+    let rotated = ok_stdout(farsight(data, &["token", "rotate", id]));
+    assert!(rotated.trim().starts_with("fst_"), "{rotated}");
+    let list = ok_stdout(farsight(data, &["token", "list"]));
+    let row = |id: &str| list.lines().find(|l| l.starts_with(id)).expect("row");
+    assert!(
+        row(id).contains("revoked"),
+        "the old secret is revoked: {list}"
+    );
+    let new = list
+        .lines()
+        .filter(|l| l.ends_with("ann") && l.contains("active"))
+        .count();
+    assert_eq!(new, 1, "one replacement, with the same lifetime: {list}");
+    assert!(!farsight(data, &["token", "rotate", id]).status.success());
+}
+
+#[test]
 fn the_data_directory_and_the_database_are_readable_by_their_owner_alone() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");

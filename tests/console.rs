@@ -404,10 +404,12 @@ async fn the_console_switches_to_another_session_and_back() {
         let view = server.running.shared.relay.session(sessions[i]);
         view.expect("live").watchers.len()
     };
+    // The page says Joined only once the relay confirmed it, so the relay must agree now.
     assert_eq!(
         (watching(0), watching(1)),
         (1, 0),
-        "the page is back in A only"
+        "the page is back in A only; relay: {:?}",
+        server.running.shared.relay.stats()
     );
     driver.finish().await;
 }

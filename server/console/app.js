@@ -7,7 +7,7 @@ import { openLink } from './transport.js';
 import { send } from './link.js';
 import { showView } from './outreach.js';
 import { $, el, state, toast } from './ui.js';
-import { refreshQueue, startQueue } from './queue.js';
+import { refreshQueue, showMembership, startQueue } from './queue.js';
 import { onMedia, requestKeyframe, resetVideo } from './video.js';
 import { KIND_BY_TOOL, addMark, clearAll, clearMarks, eraseMark, onAnchor, removeMark, undo } from './marks.js';
 
@@ -147,6 +147,7 @@ export function join(session, force = false) {
   if (state.session && session !== state.session) send({ type: 'Leave', session: state.session });
   leaveLocal();
   state.session = session;
+  showMembership();
   el.sessionTitle.textContent = `Session ${session}`;
   el.placeholder.textContent = 'Waiting for the picture…';
   send({ type: 'Join', session });
@@ -156,6 +157,7 @@ export function join(session, force = false) {
 
 function leaveLocal() {
   state.session = 0;
+  state.joined = 0;
   state.participants.clear();
   clearMarks();
   setFrozen(false, false);
@@ -166,6 +168,8 @@ function leaveLocal() {
 
 function onJoined(m) {
   if (m.session !== state.session) return;
+  state.joined = m.session;
+  showMembership();
   state.participants.clear();
   if (state.me) state.participants.set(state.me.id, { id: state.me.id, role: state.role, name: state.me.name });
   m.participants.forEach((p) => state.participants.set(p.id, p));

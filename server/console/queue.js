@@ -32,6 +32,13 @@ export async function refreshQueue() {
   renderQueue(sessions);
 }
 
+let shown = [];
+
+/** Redraws the queue's buttons for a change of membership, without asking the server. */
+export function showMembership() {
+  renderQueue(shown);
+}
+
 const TIER_RANK = { platinum: 4, gold: 3, standard: 2, free: 1 };
 
 // Live ones first, then the highest plan tier, then whoever has waited longest (the server
@@ -52,6 +59,7 @@ function waited(createdAtMicros) {
 }
 
 function renderQueue(sessions) {
+  shown = sessions;
   const items = new Map([...el.queue.children].map((li) => [li.dataset.session, li]));
   const order = sortQueue(sessions);
   order.forEach((s, index) => {
@@ -80,7 +88,8 @@ function renderQueue(sessions) {
     const current = s.id === state.session;
     li.classList.toggle('current', current);
     li.classList.toggle('ended', !s.live);
-    li.querySelector('.join').textContent = current ? 'Joined' : 'Join';
+    const confirmed = s.id === state.joined;
+    li.querySelector('.join').textContent = confirmed ? 'Joined' : current ? 'Joining…' : 'Join';
     if (el.queue.children[index] !== li) el.queue.insertBefore(li, el.queue.children[index] ?? null);
   });
   items.forEach((li) => li.remove());

@@ -34,7 +34,8 @@ export const state = {
   signedIn: false, // some connection with this token did: a drop is retried, not shown as a refusal
   role: P.Role.agent,
   me: null, // {id, name}
-  session: 0,
+  session: 0, // the session asked to join
+  joined: 0, // the session the relay confirmed (Joined); media before it is from an earlier join
   participants: new Map(),
   marks: new Map(), // id → mark (see addMark)
   pendingAnchors: new Map(), // AnchorResolved that arrived before its Annotate

@@ -7,6 +7,7 @@ pub mod cert;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod outreach;
 pub mod probe;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub policy: farsight_outreach::policy::Policy,
     pub relay: Arc<Relay>,
     pub metrics: Arc<Metrics>,
+    /// Unauthenticated connections and failed sign-ins, per address.
+    pub limits: Arc<limits::AddressLimits>,
     /// How the console opens WebTransport.
     pub webtransport: gateway::WebTransportInfo,
 }
@@ -224,11 +227,13 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         latency_budget: config.latency_budget,
         ..farsight_relay::Config::default()
     };
+    let limits = Arc::new(limits::AddressLimits::default());
     let shared = Arc::new(Shared {
         policy: policy.clone(),
-        relay: Relay::new(relay_config, store.clone(), metrics.clone()),
+        relay: Relay::new(relay_config, store.clone(), metrics.clone(), limits.clone()),
         store,
         metrics,
+        limits,
         webtransport: webtransport_info,
     });
     let http_listen = config.http_listen;
@@ -240,7 +245,8 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         .map_err(|e| listening("HTTP", http_listen)(e.into()))?;
     let router = http::router(shared.clone());
     let http = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });

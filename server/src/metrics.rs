@@ -21,6 +21,7 @@ pub struct Metrics {
     pub groups_dropped: Counter,
     pub annotations: Counter,
     pub members_too_slow: Counter,
+    pub address_limited: Family<Labels, Counter>,
     pub events_accepted: Counter,
     pub events_duplicate: Counter,
     pub rows_rejected: Counter,
@@ -40,6 +41,7 @@ impl Default for Metrics {
             groups_dropped: Counter::default(),
             annotations: Counter::default(),
             members_too_slow: Counter::default(),
+            address_limited: Family::default(),
             events_accepted: Counter::default(),
             events_duplicate: Counter::default(),
             rows_rejected: Counter::default(),
@@ -92,6 +94,12 @@ impl Default for Metrics {
             m.members_too_slow.clone(),
         );
         registry.register(
+            "address_limited",
+            "Connections refused for holding too many unauthenticated ones from one address, \
+             and sign-ins refused after too many failures, by transport and limit",
+            m.address_limited.clone(),
+        );
+        registry.register(
             "events_accepted",
             "Usage events stored with their feature updates",
             m.events_accepted.clone(),
@@ -111,6 +119,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a refusal by an address limit (`limit`: `unauthenticated` or `failed_sign_ins`).
+    pub fn address_limited(&self, transport: &str, limit: &str) {
+        let labels = vec![
+            ("transport".to_string(), transport.to_string()),
+            ("limit".to_string(), limit.to_string()),
+        ];
+        self.address_limited.get_or_create(&labels).inc();
+    }
+
     /// Brings the relay's counters up to the core's (they only grow).
     pub fn sync_relay(&self, stats: &farsight_relay::Stats) {
         fn sync(counter: &Counter, value: u64) {

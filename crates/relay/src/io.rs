@@ -6,7 +6,7 @@ use farsight_protocol::{
     Annotate, AnnotationId, ControlMessage, ErrorCode, GroupSeq, Role, SessionId, StreamHeader,
 };
 
-use crate::{MemberId, StoredSession, Token, TokenId};
+use crate::{MemberId, StoredSession, Token, TokenId, TokenRefused};
 
 /// An event from a transport or the store.
 #[derive(Clone, Debug)]
@@ -14,14 +14,13 @@ pub enum Input {
     /// A connection was accepted; it has until the handshake deadline to say `Hello`.
     /// Browsers (WebTransport, WebSocket) may only watch.
     Connected { member: MemberId, browser: bool },
-    /// Its first control message, with what the store knows of the token (`None`: unknown
-    /// or revoked).
+    /// Its first control message, with what the store knows of the token.
     Hello {
         member: MemberId,
         version: u16,
         role: Role,
         resume: SessionId,
-        token: Option<Token>,
+        token: Result<Token, TokenRefused>,
     },
     /// The answer to an [`Output::Load`]: `None` when no such session exists.
     Loaded {

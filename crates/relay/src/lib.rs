@@ -38,6 +38,24 @@ pub struct Token {
     pub name: String,
 }
 
+/// Why the store did not accept the token in a `Hello`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRefused {
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+impl TokenRefused {
+    pub fn message(self) -> &'static str {
+        match self {
+            TokenRefused::Unknown => "unknown token",
+            TokenRefused::Revoked => "the token was revoked",
+            TokenRefused::Expired => "the token has expired",
+        }
+    }
+}
+
 /// Where a wearable anchored a mark.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Anchor {

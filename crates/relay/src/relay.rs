@@ -15,7 +15,7 @@ use farsight_protocol::{
 use crate::authorize::{MessageKind, Scope, authorize};
 use crate::member::{Ingest, Member, Standing, State};
 use crate::session::{Ctx, Deadline, Session};
-use crate::{Input, Load, MemberId, Output, Persist, StoredSession, Token, TokenId};
+use crate::{Input, Load, MemberId, Output, Persist, StoredSession, Token, TokenId, TokenRefused};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -145,7 +145,7 @@ fn check_hello(
     version: u16,
     role: Role,
     resume: SessionId,
-    token: Option<Token>,
+    token: Result<Token, TokenRefused>,
     browser: bool,
 ) -> Result<Token, (ErrorCode, String)> {
     if version != PROTOCOL_VERSION {
@@ -154,9 +154,7 @@ fn check_hello(
             format!("server speaks version {PROTOCOL_VERSION}, client sent {version}"),
         ));
     }
-    let Some(token) = token else {
-        return Err((ErrorCode::Unauthorized, "unknown or revoked token".into()));
-    };
+    let token = token.map_err(|why| (ErrorCode::Unauthorized, why.message().to_string()))?;
     if token.role != Some(role) {
         let message = format!("the token was not issued for role {}", role.as_str());
         return Err((ErrorCode::WrongRole, message));
@@ -321,7 +319,7 @@ impl Relay {
         version: u16,
         role: Role,
         resume: SessionId,
-        token: Option<Token>,
+        token: Result<Token, TokenRefused>,
     ) {
         let browser = match self.members.get(&member) {
             Some(m) if matches!(m.state, State::Greeting) => m.browser,

@@ -61,7 +61,7 @@ impl Harness {
             version: 1,
             role,
             resume,
-            token: Some(token),
+            token: Ok(token),
         });
         (member, out)
     }
@@ -525,11 +525,13 @@ fn handshake_refusals_are_fatal_with_their_codes() {
             version,
             role: Role::Agent,
             resume: SessionId(0),
-            token: token.map(|role| Token {
-                id: TokenId(5),
-                role: Some(role),
-                name: "t".into(),
-            }),
+            token: token
+                .map(|role| Token {
+                    id: TokenId(5),
+                    role: Some(role),
+                    name: "t".into(),
+                })
+                .ok_or(TokenRefused::Unknown),
         });
         assert_eq!(closed(&out, member), Some(code), "{code:?}");
     }

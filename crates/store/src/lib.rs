@@ -10,7 +10,7 @@ mod tokens;
 pub use annotations::StoredAnnotation;
 pub use outreach::{IngestCounts, StoredModel};
 pub use sessions::SessionRecord;
-pub use tokens::{TokenRecord, TokenRole, hash_token};
+pub use tokens::{TokenCheck, TokenRecord, TokenRole, hash_token};
 
 use std::str::FromStr;
 

@@ -79,7 +79,39 @@ pub struct TokenRecord {
     pub role: TokenRole,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// µs since the Unix epoch; `None`: never.
+    pub expires_at: Option<i64>,
 }
+
+/// What the store knows of a presented secret.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TokenCheck {
+    Valid(TokenRecord),
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+impl TokenCheck {
+    pub fn valid(self) -> Option<TokenRecord> {
+        match self {
+            TokenCheck::Valid(record) => Some(record),
+            _ => None,
+        }
+    }
+
+    /// Why the token is refused, in words for the one who presented it.
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self {
+            TokenCheck::Valid(_) => None,
+            TokenCheck::Unknown => Some("unknown token"),
+            TokenCheck::Revoked => Some("the token was revoked"),
+            TokenCheck::Expired => Some("the token has expired"),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at";
 
 /// Tokens carry 256 random bits, so an unsalted hash is as strong as the token itself.
 pub fn hash_token(secret: &str) -> String {
@@ -96,6 +128,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
             .map_err(|e: String| StoreError::Corrupt(format!("token role: {e}")))?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
@@ -114,6 +147,7 @@ impl Store {
             role,
             created_at: now_micros(),
             revoked_at: None,
+            expires_at: None,
         };
         sqlx::query(
             "INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -139,6 +173,43 @@ impl Store {
         Ok(())
     }
 
+    /// Sets when a token stops being accepted (µs since the Unix epoch).
+    pub async fn set_token_expiry(&self, id: i64, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET expires_at = $1 WHERE id = $2")
+            .bind(expires_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a live token by a new secret with the same role, name, user and lifetime
+    /// left, and revokes the old one; the new secret is returned here and never again.
+    /// `None` when no live token has that id.
+    pub async fn rotate_token(&self, id: i64) -> Result<Option<(TokenRecord, String)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, subject FROM tokens WHERE id = $1 AND revoked_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let old = record(&row)?;
+        let subject: Option<String> = row.try_get("subject")?;
+        let (mut new, secret) = self.create_token(old.role, &old.name).await?;
+        if let Some(subject) = subject {
+            self.set_token_subject(new.id, &subject).await?;
+        }
+        if let Some(at) = old.expires_at {
+            self.set_token_expiry(new.id, at).await?;
+            new.expires_at = Some(at);
+        }
+        self.revoke_token(id).await?;
+        Ok(Some((new, secret)))
+    }
+
     /// The platform user a token acts for, if one was named.
     pub async fn token_subject(&self, id: i64) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT subject FROM tokens WHERE id = $1")
@@ -152,11 +223,9 @@ impl Store {
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY created_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens ORDER BY created_at"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(record).collect()
     }
 
@@ -173,13 +242,24 @@ impl Store {
 
     /// The live token with this secret, if any.
     pub async fn verify_token(&self, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, role, created_at, revoked_at FROM tokens \
-             WHERE hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash_token(secret))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(record).transpose()
+        Ok(self.check_token(secret).await?.valid())
+    }
+
+    /// Whether a secret is a live token, and if not, why.
+    pub async fn check_token(&self, secret: &str) -> Result<TokenCheck, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE hash = $1"))
+            .bind(hash_token(secret))
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(record) = row.as_ref().map(record).transpose()? else {
+            return Ok(TokenCheck::Unknown);
+        };
+        Ok(if record.revoked_at.is_some() {
+            TokenCheck::Revoked
+        } else if record.expires_at.is_some_and(|at| at <= now_micros()) {
+            TokenCheck::Expired
+        } else {
+            TokenCheck::Valid(record)
+        })
     }
 }

@@ -1,4 +1,5 @@
-//! `farsight token`: create, list (as a table, never secrets) and revoke access tokens.
+//! `farsight token`: create, list (as a table, never secrets), rotate and revoke access
+//! tokens.
 
 use anyhow::bail;
 use clap::Subcommand;
@@ -20,20 +21,60 @@ pub enum TokenCommand {
         /// plan tier and likely need route their assist requests in the agents' queue.
         #[arg(long)]
         user: Option<String>,
+        /// How long the token is accepted: a number with s, m, h or d (`90d`); default:
+        /// until revoked.
+        #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
+        expires_in: Option<std::time::Duration>,
     },
     /// List tokens (never their secrets).
     List,
+    /// Replace a token by a new secret with the same role, name, user and expiry, and
+    /// revoke the old one. Prints the new secret (shown only this once).
+    Rotate { id: i64 },
     /// Revoke a token by id.
     Revoke { id: i64 },
+}
+
+/// `30s`, `15m`, `12h`, `90d`.
+fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: give a number with s, m, h or d, e.g. 90d"
+            ));
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: give a number with s, m, h or d, e.g. 90d"))?;
+    if n == 0 {
+        return Err("a token must live longer than 0".into());
+    }
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(storage).await?;
     match cmd {
-        TokenCommand::Create { role, name, user } => {
+        TokenCommand::Create {
+            role,
+            name,
+            user,
+            expires_in,
+        } => {
             let (record, secret) = store.create_token(role, &name).await?;
             if let Some(user) = &user {
                 store.set_token_subject(record.id, user).await?;
+            }
+            if let Some(lifetime) = expires_in {
+                let micros = i64::try_from(lifetime.as_micros()).unwrap_or(i64::MAX);
+                let at = record.created_at.saturating_add(micros);
+                store.set_token_expiry(record.id, at).await?;
             }
             eprintln!(
                 "created {} token {} ({}); it is shown only now:",
@@ -44,21 +85,41 @@ pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()>
             println!("{secret}");
         }
         TokenCommand::List => {
-            println!("{:<18} {:<11} {:<8} name", "id", "role", "state");
+            println!(
+                "{:<18} {:<11} {:<8} {:<20} name",
+                "id", "role", "state", "expires"
+            );
+            let now = farsight_store::now_micros();
             for t in store.list_tokens().await? {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(at)) if at <= now => "expired",
+                    _ => "active",
                 };
+                let expires = t.expires_at.map_or("never".to_string(), |at| {
+                    jiff::Timestamp::from_microsecond(at).map_or(at.to_string(), |ts| {
+                        ts.strftime("%Y-%m-%d %H:%M UTC").to_string()
+                    })
+                });
                 println!(
-                    "{:<18} {:<11} {:<8} {}",
+                    "{:<18} {:<11} {:<8} {:<20} {}",
                     t.id,
                     t.role.as_str(),
                     state,
+                    expires,
                     t.name
                 );
             }
+        }
+        TokenCommand::Rotate { id } => {
+            let Some((record, secret)) = store.rotate_token(id).await? else {
+                bail!("no active token with id {id}");
+            };
+            eprintln!(
+                "token {id} revoked; its replacement is {} ({}), shown only now:",
+                record.id, record.name
+            );
+            println!("{secret}");
         }
         TokenCommand::Revoke { id } => {
             if !store.revoke_token(id).await? {

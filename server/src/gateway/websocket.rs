@@ -4,11 +4,13 @@
 //! server → browser, one control frame (first byte `0x00`) or one media object preceded by
 //! its group's 21-byte stream header (first byte `0x4d`). See protocol/README.md.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use farsight_protocol::control::ControlDecoder;
 use farsight_protocol::media::STREAM_HEADER_LEN;
@@ -20,17 +22,35 @@ use std::collections::HashSet;
 use tokio::sync::mpsc;
 
 use crate::Shared;
+use crate::limits::Unauthenticated;
 use crate::relay::control::Fatal;
-use crate::relay::{MemberHandle, Outbound, WRITE_STALL};
+use crate::relay::{MemberHandle, Outbound, Peer, WRITE_STALL};
 
 /// Messages up to this size get a typed `Error` when they are not one valid control frame
 /// (at most 6 + 65 536 bytes); larger ones close the socket with WebSocket code 1009.
 const MAX_WEBSOCKET_MESSAGE: usize = 1024 * 1024;
 
-pub async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(unauthenticated) = shared.limits.admit(remote.ip()) else {
+        shared
+            .metrics
+            .address_limited("websocket", "unauthenticated");
+        let message = "too many connections from this address that have not signed in";
+        return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    };
+    let peer = Peer {
+        ip: remote.ip(),
+        transport: "websocket",
+    };
     ws.max_message_size(MAX_WEBSOCKET_MESSAGE)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE)
-        .on_upgrade(move |socket| async move { serve(&shared, socket).await })
+        .on_upgrade(
+            move |socket| async move { serve(&shared, socket, peer, unauthenticated).await },
+        )
 }
 
 /// Decodes a browser message: exactly one whole control frame. `None` for an unknown type,
@@ -81,16 +101,17 @@ async fn next_frame(socket: &mut SplitStream<WebSocket>) -> Result<Incoming, Fat
 
 /// A browser is a member of the relay: its messages are fed in as they come, and the
 /// relay's outbox is written to the socket.
-async fn serve(shared: &Shared, socket: WebSocket) {
-    let (member, outbox) = shared.relay.connect(true, false);
+async fn serve(shared: &Shared, socket: WebSocket, peer: Peer, unauthenticated: Unauthenticated) {
+    let (member, outbox) = shared.relay.connect(peer, true, false);
     let (sink, mut stream) = socket.split();
     let reader = async {
-        let mut first = true;
+        // Unauthenticated until the Hello is answered.
+        let mut signing_in = Some(unauthenticated);
         loop {
             match next_frame(&mut stream).await {
-                Ok(Incoming::Message(msg)) if first => {
-                    first = false;
+                Ok(Incoming::Message(msg)) if signing_in.is_some() => {
                     member.hello(msg).await;
+                    signing_in = None;
                 }
                 Ok(Incoming::Message(msg)) => member.control(msg).await,
                 Ok(Incoming::Skipped) => {}

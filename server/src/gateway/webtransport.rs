@@ -12,10 +12,11 @@ use wtransport::endpoint::endpoint_side::Server;
 use wtransport::{Endpoint, Identity, ServerConfig, VarInt};
 
 use crate::cert;
-use crate::relay::Outbound;
+use crate::limits::Unauthenticated;
 use crate::relay::control::ControlReader;
 use crate::relay::serve::{MediaRecv, READ_CHUNK, read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};
+use crate::relay::{Outbound, Peer};
 use crate::{ListenError, Shared};
 
 /// The WebTransport listener: bound first (so its port can be announced), then serving.
@@ -81,6 +82,13 @@ impl Listener {
 }
 
 async fn accept(incoming: wtransport::endpoint::IncomingSession, shared: Arc<Shared>) {
+    let ip = incoming.remote_address().ip();
+    let Some(unauthenticated) = shared.limits.admit(ip) else {
+        shared
+            .metrics
+            .address_limited("webtransport", "unauthenticated");
+        return incoming.refuse();
+    };
     let request = match incoming.await {
         Ok(r) => r,
         Err(e) => return tracing::debug!(error = %e, "WebTransport handshake failed"),
@@ -89,7 +97,7 @@ async fn accept(incoming: wtransport::endpoint::IncomingSession, shared: Arc<Sha
         return request.not_found().await;
     }
     match request.accept().await {
-        Ok(session) => serve(&shared, session).await,
+        Ok(session) => serve(&shared, session, unauthenticated).await,
         Err(e) => tracing::debug!(error = %e, "WebTransport session failed"),
     }
 }
@@ -155,8 +163,12 @@ impl ControlSend for wtransport::SendStream {
 
 /// A browser is a member of the relay like a native client: the same control stream, a
 /// group per unidirectional stream, no pose datagrams.
-async fn serve(shared: &Shared, session: wtransport::Connection) {
-    let (member, mut outbox) = shared.relay.connect(true, true);
+async fn serve(shared: &Shared, session: wtransport::Connection, unauthenticated: Unauthenticated) {
+    let peer = Peer {
+        ip: session.remote_address().ip(),
+        transport: "webtransport",
+    };
+    let (member, mut outbox) = shared.relay.connect(peer, true, true);
     let streams = tokio::select! {
         streams = session.accept_bi() => streams,
         () = async {
@@ -174,7 +186,7 @@ async fn serve(shared: &Shared, session: wtransport::Connection) {
     tokio::select! {
         () = writer::run(WebTransportLink(session.clone()), send, outbox, &member) => {}
         () = async {
-            read_control(&mut reader, &member).await;
+            read_control(&mut reader, &member, unauthenticated).await;
             std::future::pending::<()>().await
         } => {}
         () = async {

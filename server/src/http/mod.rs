@@ -4,6 +4,7 @@
 mod console;
 pub mod headers;
 mod outreach;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -32,6 +33,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(outreach::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
+            throttle::failed_sign_ins,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
             headers::security_headers,
         ))
         .with_state(shared)
@@ -41,6 +46,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
 pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    #[error("{0}")]
+    TokenRefused(&'static str),
     #[error("this token's role may not do that")]
     Forbidden,
     #[error("not found")]
@@ -58,7 +65,7 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -107,11 +114,11 @@ pub async fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthorized)?;
-    let token = shared
-        .store
-        .verify_token(secret.trim())
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let check = shared.store.check_token(secret.trim()).await?;
+    if let Some(why) = check.refusal() {
+        return Err(ApiError::TokenRefused(why));
+    }
+    let token = check.valid().ok_or(ApiError::Unauthorized)?;
     if !allowed.contains(&token.role) {
         return Err(ApiError::Forbidden);
     }

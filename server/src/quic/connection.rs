@@ -9,10 +9,11 @@ use farsight_relay::Input;
 use tokio::sync::mpsc;
 
 use crate::Shared;
+use crate::limits::Unauthenticated;
 use crate::relay::control::ControlReader;
 use crate::relay::serve::{MediaRecv, READ_CHUNK, read_control, read_stream};
 use crate::relay::writer::{self, ControlSend, GroupStream, Link};
-use crate::relay::{MemberHandle, Outbound};
+use crate::relay::{MemberHandle, Outbound, Peer};
 
 #[derive(Clone, Debug)]
 struct QuicLink(quinn::Connection);
@@ -71,9 +72,13 @@ impl ControlSend for quinn::SendStream {
     }
 }
 
-pub async fn run(conn: quinn::Connection, shared: Arc<Shared>) {
+pub async fn run(conn: quinn::Connection, shared: Arc<Shared>, unauthenticated: Unauthenticated) {
     let remote = conn.remote_address();
-    let (member, mut outbox) = shared.relay.connect(false, true);
+    let peer = Peer {
+        ip: remote.ip(),
+        transport: "quic",
+    };
+    let (member, mut outbox) = shared.relay.connect(peer, false, true);
     // The control stream comes first; the relay closes a connection that is too slow to
     // open it and say Hello.
     let streams = tokio::select! {
@@ -91,7 +96,7 @@ pub async fn run(conn: quinn::Connection, shared: Arc<Shared>) {
     tokio::select! {
         () = writer::run(link, send, outbox, &member) => {}
         () = async {
-            read_control(&mut reader, &member).await;
+            read_control(&mut reader, &member, unauthenticated).await;
             std::future::pending::<()>().await
         } => {}
         () = receive_streams(&conn, &member) => {}

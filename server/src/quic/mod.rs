@@ -60,10 +60,16 @@ pub fn endpoint(
 pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     let mut connections = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
+        // Refused before the TLS handshake, the costly part.
+        let Some(unauthenticated) = shared.limits.admit(incoming.remote_address().ip()) else {
+            shared.metrics.address_limited("quic", "unauthenticated");
+            incoming.refuse();
+            continue;
+        };
         let shared = shared.clone();
         connections.spawn(async move {
             match incoming.await {
-                Ok(conn) => connection::run(conn, shared).await,
+                Ok(conn) => connection::run(conn, shared, unauthenticated).await,
                 Err(e) => tracing::debug!(error = %e, "handshake failed"),
             }
         });

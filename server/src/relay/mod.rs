@@ -15,12 +15,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use farsight_protocol::{ControlMessage, ErrorCode, SessionId, StreamHeader};
 use farsight_relay::{
-    Config, Input, MediaOp, MemberId, Output, SessionView, Stats, Token, TokenId,
+    Config, Input, MediaOp, MemberId, Output, SessionView, Stats, Token, TokenId, TokenRefused,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::limits::AddressLimits;
 use crate::metrics::Metrics;
-use farsight_store::{Store, StoreError, new_id};
+use farsight_store::{Store, StoreError, TokenCheck, new_id};
 
 /// How long a write may wait on a peer that takes none of it before the connection is
 /// closed as too slow: what queues behind a stuck peer stays bounded.
@@ -90,6 +91,7 @@ pub struct Relay {
     closed: AtomicBool,
     store: Store,
     metrics: Arc<Metrics>,
+    limits: Arc<AddressLimits>,
 }
 
 /// One connection's place in the relay. Dropping it tells the relay the connection is
@@ -109,6 +111,15 @@ impl std::ops::Deref for Membership {
 pub struct MemberHandle {
     pub member: MemberId,
     relay: Arc<Relay>,
+    /// Where the connection comes from, for the per-address limits.
+    peer: Peer,
+}
+
+/// A connection's address and transport (`quic`, `webtransport`, `websocket`).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub ip: std::net::IpAddr,
+    pub transport: &'static str,
 }
 
 impl Drop for Membership {
@@ -143,7 +154,8 @@ impl MemberHandle {
         }
     }
 
-    /// A `Hello`: the token is looked up in the store before the core decides.
+    /// A `Hello`: the token is looked up in the store before the core decides, unless the
+    /// address has failed too many sign-ins of late.
     pub async fn hello(&self, msg: ControlMessage) {
         let ControlMessage::Hello {
             version,
@@ -154,12 +166,30 @@ impl MemberHandle {
         else {
             return self.control(msg).await;
         };
-        let token = match self.relay.store.verify_token(&token).await {
-            Ok(t) => t.map(|t| Token {
+        let now = Instant::now();
+        let limits = &self.relay.limits;
+        if let Err(wait) = limits.may_sign_in(self.peer.ip, now) {
+            let limit = "failed_sign_ins";
+            self.relay
+                .metrics
+                .address_limited(self.peer.transport, limit);
+            let secs = wait.as_secs().max(1);
+            let message = format!("too many failed sign-ins from this address: wait {secs} s");
+            return self.fail(ErrorCode::Unauthorized, message);
+        }
+        let check = self.relay.store.check_token(&token).await;
+        if matches!(&check, Ok(c) if c.refusal().is_some()) {
+            limits.failed(self.peer.ip, now);
+        }
+        let token = match check {
+            Ok(TokenCheck::Valid(t)) => Ok(Token {
                 id: TokenId(t.id),
                 role: t.role.protocol_role(),
                 name: t.name,
             }),
+            Ok(TokenCheck::Unknown) => Err(TokenRefused::Unknown),
+            Ok(TokenCheck::Revoked) => Err(TokenRefused::Revoked),
+            Ok(TokenCheck::Expired) => Err(TokenRefused::Expired),
             Err(e) => {
                 tracing::error!(error = %e, "storage failed");
                 return self.fail(ErrorCode::Internal, "storage unavailable");
@@ -216,7 +246,12 @@ impl MemberHandle {
 }
 
 impl Relay {
-    pub fn new(config: Config, store: Store, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        limits: Arc<AddressLimits>,
+    ) -> Arc<Self> {
         let relay = Arc::new(Self {
             inner: Mutex::new(Inner {
                 core: farsight_relay::Relay::new(config),
@@ -229,6 +264,7 @@ impl Relay {
             closed: AtomicBool::new(false),
             store,
             metrics,
+            limits,
         });
         tokio::spawn(run_timer(relay.clone()));
         relay
@@ -249,6 +285,7 @@ impl Relay {
     /// drains.
     pub fn connect(
         self: &Arc<Self>,
+        peer: Peer,
         browser: bool,
         streams: bool,
     ) -> (Membership, mpsc::UnboundedReceiver<Outbound>) {
@@ -265,6 +302,7 @@ impl Relay {
         let membership = Membership(MemberHandle {
             member,
             relay: self.clone(),
+            peer,
         });
         (membership, rx)
     }

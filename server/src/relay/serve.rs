@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 
 use super::{MemberHandle, StopStream};
+use crate::limits::Unauthenticated;
 use crate::relay::control::ControlReader;
 use farsight_relay::Input;
 
@@ -21,17 +22,19 @@ pub trait MediaRecv: Send + 'static {
 
 /// Feeds the control stream to the relay until it ends: a peer that finished it is said
 /// goodbye to, one that broke the framing is closed by the relay. Either way the writer
-/// closes the connection.
+/// closes the connection. The connection counts as unauthenticated until its `Hello` is
+/// answered.
 pub async fn read_control<R: AsyncRead + Unpin>(
     reader: &mut ControlReader<R>,
     member: &MemberHandle,
+    unauthenticated: Unauthenticated,
 ) {
-    let mut first = true;
+    let mut signing_in = Some(unauthenticated);
     loop {
         match reader.next().await {
-            Ok(Some(msg)) if first => {
-                first = false;
+            Ok(Some(msg)) if signing_in.is_some() => {
                 member.hello(msg).await;
+                signing_in = None;
             }
             Ok(Some(msg)) => member.control(msg).await,
             Ok(None) => return member.goodbye(),
