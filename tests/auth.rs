@@ -136,6 +136,71 @@ async fn expired_and_revoked_tokens_are_refused_with_their_reason() {
     still_serving(&server).await;
 }
 
+/// A token limited to one session: its holder joins that one and sees only it in the queue;
+/// another session, or what spans the installation, is refused with the reason.
+#[tokio::test]
+async fn a_token_limited_to_one_session_reaches_only_that_session() {
+    let server = TestServer::start().await;
+    let store = &server.running.shared.store;
+    let invited = server.connect(Role::Wearable, "invited-to").await;
+    let other = server.connect(Role::Wearable, "not-invited-to").await;
+    let guest = server.token(Role::Agent, "guest").await;
+    let id = store
+        .verify_token(&guest)
+        .await
+        .expect("db")
+        .expect("live")
+        .id;
+    store
+        .set_token_session(id, invited.session.0 as i64)
+        .await
+        .expect("db");
+    let reason = format!("the token is limited to session {}", invited.session);
+
+    let mut agent = connect(&server.options(Role::Agent, &guest))
+        .await
+        .expect("connects");
+    match agent.join(other.session).await {
+        Err(ClientError::Refused { code, message }) => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert_eq!(message, reason);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    agent
+        .join(invited.session)
+        .await
+        .expect("joins its session");
+
+    let get = |path: String| {
+        reqwest::Client::new()
+            .get(server.http(&path))
+            .bearer_auth(&guest)
+            .send()
+    };
+    let queue: Vec<serde_json::Value> = get("/v1/sessions".into())
+        .await
+        .expect("HTTP answers")
+        .json()
+        .await
+        .expect("JSON");
+    let ids: Vec<u64> = queue.iter().filter_map(|s| s["id"].as_u64()).collect();
+    assert_eq!(ids, vec![invited.session.0]);
+    for path in [
+        format!("/v1/sessions/{}", other.session),
+        "/v1/predictions".to_string(),
+    ] {
+        let response = get(path.clone()).await.expect("HTTP answers");
+        assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN, "{path}");
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        assert_eq!(body["error"], reason);
+    }
+    let own = get(format!("/v1/sessions/{}", invited.session))
+        .await
+        .expect("HTTP answers");
+    assert_eq!(own.status(), reqwest::StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_used_for_another_role_is_refused() {
     let server = TestServer::start().await;
@@ -666,4 +731,97 @@ async fn one_address_holds_a_bounded_number_of_unauthenticated_connections() {
         ),
         "{metrics}"
     );
+}
+
+/// Sign-ins (and refusals), joins and marks land in the audit log with who did them, which
+/// supervisors read over HTTP and agents may not; entries past the retention are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_who_signed_in_joined_and_marked() {
+    let server = TestServer::start().await;
+    let wearable = server.connect(Role::Wearable, "glasses-3").await;
+    let mut agent = server.connect(Role::Agent, "Ada").await;
+    agent.join(wearable.session).await.expect("joins");
+    agent.send(&annotate(wearable.session)).await.expect("sent");
+    let erase = ControlMessage::Erase {
+        session: wearable.session,
+        id: AnnotationId(1),
+    };
+    agent.send(&erase).await.expect("sent");
+    assert_eq!(
+        refused(connect(&server.options(Role::Agent, "fst_never-issued")).await),
+        ErrorCode::Unauthorized
+    );
+    let supervisor = server.token(Role::Supervisor, "Sam").await;
+
+    let server = &server;
+    let read = |token: String| async move {
+        reqwest::Client::new()
+            .get(server.http("/v1/audit"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("HTTP answers")
+    };
+    let mut entries = Vec::new();
+    for _ in 0..500 {
+        entries = read(supervisor.clone())
+            .await
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .expect("JSON");
+        if entries.iter().any(|e| e["action"] == "erase") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen: Vec<(String, String)> = entries
+        .iter()
+        .rev()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (field("action"), field("actor"))
+        })
+        .collect();
+    let expected = [
+        ("sign_in", "glasses-3"),
+        ("join", "glasses-3"),
+        ("sign_in", "Ada"),
+        ("join", "Ada"),
+        ("annotate", "Ada"),
+        ("erase", "Ada"),
+    ];
+    for (action, actor) in expected {
+        assert!(
+            seen.iter().any(|(a, b)| a == action && b == actor),
+            "{action} by {actor} missing from {seen:?}"
+        );
+    }
+    let refusal = entries
+        .iter()
+        .find(|e| e["action"] == "sign_in_refused")
+        .expect("the refused sign-in is recorded");
+    assert_eq!(refusal["actor"], "127.0.0.1");
+    assert!(
+        refusal["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("unknown token")),
+        "{refusal}"
+    );
+    let annotated = entries
+        .iter()
+        .find(|e| e["action"] == "annotate")
+        .expect("annotate");
+    assert_eq!(annotated["session"], wearable.session.0);
+    assert_eq!(annotated["detail"], "circle mark 1");
+
+    let ada = server.token(Role::Agent, "Ada-2").await;
+    assert_eq!(read(ada).await.status(), reqwest::StatusCode::FORBIDDEN);
+
+    let store = &server.running.shared.store;
+    let removed = store
+        .prune_audit(farsight_store::now_micros() + 1)
+        .await
+        .expect("db");
+    assert!(removed >= expected.len() as u64, "removed {removed}");
+    assert_eq!(store.audit_log(10).await.expect("db"), vec![]);
 }

@@ -193,6 +193,66 @@ fn tokens_expire_and_rotate() {
     assert!(!farsight(data, &["token", "rotate", id]).status.success());
 }
 
+/// A token limited to one session says so in the list, keeps it when rotated, and every
+/// change to credentials is in the audit log, by the command line's user.
+#[test]
+fn a_session_token_is_listed_rotated_and_audited() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let args = [
+        "token",
+        "create",
+        "--role",
+        "agent",
+        "--name",
+        "carol",
+        "--session",
+        "8312",
+    ];
+    ok_stdout(farsight(data, &args));
+    let service = farsight(
+        data,
+        &[
+            "token",
+            "create",
+            "--role",
+            "service",
+            "--name",
+            "s",
+            "--session",
+            "1",
+        ],
+    );
+    assert!(!service.status.success(), "a service token has no session");
+    let list = ok_stdout(farsight(data, &["token", "list"]));
+    let row = list.lines().find(|l| l.ends_with("carol")).expect("listed");
+    assert_eq!(row.split_whitespace().nth(4), Some("8312"), "{list}");
+    let id = row.split_whitespace().next().expect("id").to_string();
+    ok_stdout(farsight(data, &["token", "rotate", &id]));
+    let list = ok_stdout(farsight(data, &["token", "list"]));
+    let active = list
+        .lines()
+        .find(|l| l.ends_with("carol") && l.contains("active"))
+        .expect("the replacement");
+    assert_eq!(active.split_whitespace().nth(4), Some("8312"), "{list}");
+    let new_id = active.split_whitespace().next().expect("id").to_string();
+    ok_stdout(farsight(data, &["token", "revoke", &new_id]));
+
+    let audit = ok_stdout(farsight(data, &["audit"]));
+    let actions: Vec<&str> = audit
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        actions,
+        ["token_revoke", "token_rotate", "token_create"],
+        "{audit}"
+    );
+    assert!(audit.contains("command line ("), "{audit}");
+    assert!(audit.contains("limited to session 8312"), "{audit}");
+}
+
 #[test]
 fn the_data_directory_and_the_database_are_readable_by_their_owner_alone() {
     use std::os::unix::fs::PermissionsExt;

@@ -16,7 +16,7 @@ use farsight_protocol::{
     SessionId, Style,
 };
 use farsight_server::ServeConfig;
-use farsight_store::{Backend, Store, StoredAnnotation, hash_token};
+use farsight_store::{Actor, AuditAction, Backend, Store, StoredAnnotation, hash_token};
 use postgres::PgCluster;
 use sqlx::Row;
 use support::{TIMEOUT, TestServer, frame};
@@ -152,6 +152,92 @@ async fn tokens_are_stored_hashed_and_revocable_on_sqlite() {
 async fn tokens_are_stored_hashed_and_revocable_on_postgres() {
     let pg = PgCluster::start();
     tokens_are_stored_hashed_and_revocable(&pg.url()).await;
+}
+
+/// A token's session scope survives rotation; the audit log keeps entries newest first,
+/// names a participant as it joined, and loses only what is past the retention.
+async fn scopes_and_the_audit_log(url: &str) {
+    let store = open(url).await;
+    let (guest, _) = store
+        .create_token(Role::Agent, "guest")
+        .await
+        .expect("token");
+    store
+        .set_token_session(guest.id, 8312)
+        .await
+        .expect("scope");
+    let (rotated, secret) = store
+        .rotate_token(guest.id)
+        .await
+        .expect("rotate")
+        .expect("live");
+    assert_eq!(rotated.session, Some(8312));
+    let check = store.check_token(&secret).await.expect("check");
+    assert_eq!(check.valid().and_then(|t| t.session), Some(8312));
+
+    let (wearable, _) = store
+        .create_token(Role::Wearable, "pump-7")
+        .await
+        .expect("token");
+    let session = store
+        .create_session(wearable.id, "pump-7")
+        .await
+        .expect("session");
+    let id = SessionId(session.id as u64);
+    let participant = Participant {
+        id: ParticipantId(41),
+        role: Role::Agent,
+        name: "Ada".into(),
+    };
+    store
+        .add_participant(id, &participant, rotated.id)
+        .await
+        .expect("participant");
+    let cli = Actor {
+        token: None,
+        name: "command line (ops)".into(),
+    };
+    store
+        .audit(&cli, AuditAction::TokenCreate, None, "agent token 1")
+        .await
+        .expect("audit");
+    store
+        .audit_participant(id, participant.id, AuditAction::Clear, "every mark")
+        .await
+        .expect("audit");
+    let log = store.audit_log(10).await.expect("log");
+    let seen: Vec<_> = log
+        .iter()
+        .map(|e| (e.action, e.actor.as_str(), e.token, e.session))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                AuditAction::Clear,
+                "Ada",
+                Some(rotated.id),
+                Some(session.id)
+            ),
+            (AuditAction::TokenCreate, "command line (ops)", None, None),
+        ]
+    );
+    let cutoff = log[0].at;
+    assert_eq!(store.prune_audit(cutoff).await.expect("prune"), 1);
+    assert_eq!(store.audit_log(10).await.expect("log").len(), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn scopes_and_the_audit_log_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    scopes_and_the_audit_log(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn scopes_and_the_audit_log_on_postgres() {
+    let pg = PgCluster::start();
+    scopes_and_the_audit_log(&pg.url()).await;
 }
 
 // --- sessions and annotations ---------------------------------------------------------

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// How far behind live a watcher may fall before its older groups are dropped.
     #[arg(long, env = "FARSIGHT_LATENCY_BUDGET_MS")]
     pub latency_budget_ms: Option<u64>,
+    /// How many days the audit log keeps an entry (default 365).
+    #[arg(long, env = "FARSIGHT_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// How planned calls are placed, the `[dialer]` table: `kind` says which dialer, and each
@@ -128,6 +131,7 @@ struct FileConfig {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     latency_budget_ms: Option<u64>,
+    audit_retention_days: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +143,8 @@ pub struct ServeConfig {
     pub webtransport_listen: SocketAddr,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub latency_budget: Duration,
+    /// How long the audit log keeps an entry.
+    pub audit_retention: Duration,
     pub outreach: PolicyConfig,
     pub dialer: Option<DialerConfig>,
 }
@@ -164,6 +170,7 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 /// Beside the HTTP port: the console reaches both from the same place.
 pub const DEFAULT_WEBTRANSPORT_LISTEN: &str = "127.0.0.1:4434";
 pub const DEFAULT_LATENCY_BUDGET: Duration = Duration::from_millis(500);
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(365 * 86_400);
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
     let Some(path) = path else {
@@ -240,6 +247,12 @@ impl ServeConfig {
                 .or(file.latency_budget_ms)
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_LATENCY_BUDGET),
+            audit_retention: serve
+                .audit_retention_days
+                .or(file.audit_retention_days)
+                .map_or(DEFAULT_AUDIT_RETENTION, |days| {
+                    Duration::from_secs(u64::from(days.max(1)) * 86_400)
+                }),
             outreach: file.outreach.unwrap_or_default(),
             dialer: file.dialer,
         })
@@ -255,6 +268,7 @@ impl ServeConfig {
             webtransport_listen: "127.0.0.1:0".parse().expect("valid literal"),
             cert: None,
             latency_budget: DEFAULT_LATENCY_BUDGET,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
             outreach: PolicyConfig::default(),
             dialer: None,
         }

@@ -51,6 +51,7 @@ pub struct Running {
     http: tokio::task::JoinHandle<()>,
     webtransport: gateway::webtransport::Listener,
     scheduler: Option<tokio::task::JoinHandle<()>>,
+    audit_pruning: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -66,6 +67,8 @@ impl Running {
             scheduler.abort();
             let _ = scheduler.await;
         }
+        self.audit_pruning.abort();
+        let _ = self.audit_pruning.await;
         if tokio::time::timeout(Duration::from_secs(5), self.accept)
             .await
             .is_err()
@@ -262,6 +265,10 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
             cfg.interval(),
         ))
     });
+    let audit_pruning = tokio::spawn(prune_audit_forever(
+        shared.store.clone(),
+        config.audit_retention,
+    ));
     Ok(Running {
         quic_addr,
         http_addr,
@@ -273,7 +280,23 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         http,
         webtransport,
         scheduler,
+        audit_pruning,
     })
+}
+
+/// Removes audit entries older than the retention, at start and then hourly.
+async fn prune_audit_forever(store: Store, retention: Duration) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3_600));
+    loop {
+        hourly.tick().await;
+        let micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        let before = farsight_store::now_micros().saturating_sub(micros);
+        match store.prune_audit(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "audit entries past their retention removed"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+        }
+    }
 }
 
 /// A database URL without its password, for messages.

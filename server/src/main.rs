@@ -11,7 +11,7 @@ use farsight_server::config::{ServeArgs, ServeConfig, StorageArgs};
 use farsight_server::outreach::import;
 
 use cli::outreach::ImportCommand;
-use cli::{model, open_store, outreach, probe, simulate, tokens};
+use cli::{audit, model, open_store, outreach, probe, simulate, tokens};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +38,11 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// Show the newest entries of the audit log: sign-ins, joins, marks and credentials.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// The reference client: publish test video or watch a session.
     #[command(subcommand)]
     Probe(probe::ProbeCommand),
@@ -91,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => tokens::run(&cli.storage, cmd).await,
+        Command::Audit { limit } => audit::run(&cli.storage, limit).await,
         Command::Probe(cmd) => probe::run(&cli.storage, cmd).await,
         Command::Events(ImportCommand::Import { file }) => {
             outreach::import(&cli.storage, &file, import::What::Events).await

@@ -93,9 +93,11 @@ pub enum Persist {
     Erase {
         session: SessionId,
         id: AnnotationId,
+        by: MemberId,
     },
     Clear {
         session: SessionId,
+        by: MemberId,
     },
     LastGroup {
         session: SessionId,

@@ -36,6 +36,9 @@ pub struct Token {
     pub role: Option<Role>,
     /// The participant's display name.
     pub name: String,
+    /// The one session the token may take part in, when it is limited to one: a wearable
+    /// may only resume it, a watcher only join it.
+    pub session: Option<SessionId>,
 }
 
 /// Why the store did not accept the token in a `Hello`.

@@ -43,6 +43,8 @@ pub(crate) enum Standing {
         joined: BTreeSet<SessionId>,
         /// A session being loaded for a `Join`.
         joining: Option<SessionId>,
+        /// The only session its token may join, when limited to one.
+        limited_to: Option<SessionId>,
     },
 }
 

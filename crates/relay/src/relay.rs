@@ -167,7 +167,18 @@ fn check_hello(
         let message = format!("a watcher's Hello.resume must be 0, not {resume}");
         return Err((ErrorCode::Malformed, message));
     }
+    if let Some(only) = token.session
+        && !role.watches()
+        && resume != only
+    {
+        return Err((ErrorCode::Unauthorized, out_of_scope(only)));
+    }
     Ok(token)
+}
+
+/// The words of a refusal for a session outside the token's.
+fn out_of_scope(only: SessionId) -> String {
+    format!("the token is limited to session {only}")
 }
 
 /// The words of a refusal from [`authorize`]. `own`: the session a wearable publishes.
@@ -354,6 +365,7 @@ impl Relay {
             Standing::Watching {
                 joined: BTreeSet::new(),
                 joining: None,
+                limited_to: token.session,
             }
         } else {
             let load = if resume == SessionId(0) {
@@ -483,7 +495,12 @@ impl Relay {
                 State::Ready {
                     participant,
                     token,
-                    standing: Standing::Watching { joined, joining },
+                    standing:
+                        Standing::Watching {
+                            joined,
+                            joining,
+                            limited_to,
+                        },
                 },
             ..
         }) = self.members.get_mut(&member)
@@ -491,6 +508,11 @@ impl Relay {
             return;
         };
         let now = self.now.expect("set by handle");
+        if let Some(only) = *limited_to
+            && id != only
+        {
+            return self.refuse(member, ErrorCode::Unauthorized, out_of_scope(only));
+        }
         if joined.contains(&id) {
             if let Some(session) = self.sessions.get(&id) {
                 let ctx = &mut ctx!(self, now);
@@ -685,7 +707,7 @@ impl Relay {
             self.stats.annotations += 1;
         }
         // Stored before it is sent on.
-        if let Some(write) = session.update_marks(&msg) {
+        if let Some(write) = session.update_marks(&msg, member) {
             self.out.push_back(Output::Persist(write));
         }
         session.broadcast(&mut ctx!(self, now), &msg, member);

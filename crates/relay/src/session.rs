@@ -146,9 +146,9 @@ impl Session {
         }
     }
 
-    /// Keeps the marks on screen up to date with a mark message; returns the store write
-    /// that makes it durable.
-    pub fn update_marks(&mut self, msg: &ControlMessage) -> Option<Persist> {
+    /// Keeps the marks on screen up to date with a mark message from `by`; returns the store
+    /// write that makes it durable.
+    pub fn update_marks(&mut self, msg: &ControlMessage, by: MemberId) -> Option<Persist> {
         let session = self.id;
         match msg {
             ControlMessage::Annotate(a) => {
@@ -177,11 +177,15 @@ impl Session {
             }
             ControlMessage::Erase { id, .. } => {
                 self.marks.retain(|m| m.annotate.id != *id);
-                Some(Persist::Erase { session, id: *id })
+                Some(Persist::Erase {
+                    session,
+                    id: *id,
+                    by,
+                })
             }
             ControlMessage::Clear { .. } => {
                 self.marks.clear();
-                Some(Persist::Clear { session })
+                Some(Persist::Clear { session, by })
             }
             _ => None,
         }

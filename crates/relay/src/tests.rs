@@ -45,6 +45,16 @@ impl Harness {
     }
 
     fn hello(&mut self, role: Role, resume: SessionId) -> (MemberId, Vec<Output>) {
+        self.hello_limited(role, resume, None)
+    }
+
+    /// A `Hello` whose token may be limited to one session.
+    fn hello_limited(
+        &mut self,
+        role: Role,
+        resume: SessionId,
+        session: Option<SessionId>,
+    ) -> (MemberId, Vec<Output>) {
         let member = ParticipantId(self.next_member);
         self.next_member += 1;
         self.input(Input::Connected {
@@ -55,6 +65,7 @@ impl Harness {
             id: TokenId(if role == Role::Wearable { 1 } else { 2 }),
             role: Some(role),
             name: format!("{}-{}", role.as_str(), member),
+            session,
         };
         let out = self.input(Input::Hello {
             member,
@@ -530,6 +541,7 @@ fn handshake_refusals_are_fatal_with_their_codes() {
                     id: TokenId(5),
                     role: Some(role),
                     name: "t".into(),
+                    session: None,
                 })
                 .ok_or(TokenRefused::Unknown),
         });
@@ -555,6 +567,46 @@ fn a_wearable_resumes_only_its_own_existing_session() {
         session: Some(theirs),
     });
     assert_eq!(closed(&out, member), Some(ErrorCode::NotJoined));
+}
+
+#[test]
+fn a_token_limited_to_one_session_joins_only_that_one() {
+    let mut h = Harness::new();
+    h.wearable();
+    let (member, _) = h.hello_limited(Role::Agent, SessionId(0), Some(SESSION));
+    let other = SessionId(SESSION.0 + 1);
+    let out = h.control(member, ControlMessage::Join { session: other });
+    assert_eq!(errors(&out, member), vec![ErrorCode::Unauthorized]);
+    assert!(
+        sent(&out, member).iter().any(
+            |m| matches!(m, ControlMessage::Error { message, .. } if message.contains("limited to session 77"))
+        ),
+        "{out:?}"
+    );
+    assert_eq!(closed(&out, member), None, "the connection stays open");
+    let out = h.join(member);
+    assert!(
+        sent(&out, member)
+            .iter()
+            .any(|m| matches!(m, ControlMessage::Joined { session, .. } if *session == SESSION)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_wearable_token_limited_to_one_session_may_only_resume_it() {
+    let mut h = Harness::new();
+    let (member, out) = h.hello_limited(Role::Wearable, SessionId(0), Some(SESSION));
+    assert_eq!(closed(&out, member), Some(ErrorCode::Unauthorized));
+    let other = SessionId(SESSION.0 + 1);
+    let (member, out) = h.hello_limited(Role::Wearable, other, Some(SESSION));
+    assert_eq!(closed(&out, member), Some(ErrorCode::Unauthorized));
+    let (_, out) = h.hello_limited(Role::Wearable, SESSION, Some(SESSION));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Load { load: Load::Session(s), .. } if *s == SESSION)),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -2,12 +2,14 @@
 //! same portable queries on the embedded SQLite file and on PostgreSQL.
 
 mod annotations;
+mod audit;
 mod calls;
 mod outreach;
 mod sessions;
 mod tokens;
 
 pub use annotations::StoredAnnotation;
+pub use audit::{Actor, AuditAction, AuditEntry};
 pub use outreach::{IngestCounts, StoredModel};
 pub use sessions::SessionRecord;
 pub use tokens::{TokenCheck, TokenRecord, TokenRole, hash_token};

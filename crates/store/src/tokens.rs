@@ -81,6 +81,8 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
     /// µs since the Unix epoch; `None`: never.
     pub expires_at: Option<i64>,
+    /// The one session the token may take part in; `None`: any.
+    pub session: Option<i64>,
 }
 
 /// What the store knows of a presented secret.
@@ -111,7 +113,7 @@ impl TokenCheck {
     }
 }
 
-const COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at";
+const COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at, session_id";
 
 /// Tokens carry 256 random bits, so an unsalted hash is as strong as the token itself.
 pub fn hash_token(secret: &str) -> String {
@@ -129,6 +131,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
         expires_at: row.try_get("expires_at")?,
+        session: row.try_get("session_id")?,
     })
 }
 
@@ -148,6 +151,7 @@ impl Store {
             created_at: now_micros(),
             revoked_at: None,
             expires_at: None,
+            session: None,
         };
         sqlx::query(
             "INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -183,8 +187,18 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a live token by a new secret with the same role, name, user and lifetime
-    /// left, and revokes the old one; the new secret is returned here and never again.
+    /// Limits a token to one session.
+    pub async fn set_token_session(&self, id: i64, session: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET session_id = $1 WHERE id = $2")
+            .bind(session)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a live token by a new secret with the same role, name, user, session and
+    /// lifetime left, and revokes the old one; the new secret is returned here and never again.
     /// `None` when no live token has that id.
     pub async fn rotate_token(&self, id: i64) -> Result<Option<(TokenRecord, String)>, StoreError> {
         let row = sqlx::query(&format!(
@@ -205,6 +219,10 @@ impl Store {
         if let Some(at) = old.expires_at {
             self.set_token_expiry(new.id, at).await?;
             new.expires_at = Some(at);
+        }
+        if let Some(session) = old.session {
+            self.set_token_session(new.id, session).await?;
+            new.session = Some(session);
         }
         self.revoke_token(id).await?;
         Ok(Some((new, secret)))

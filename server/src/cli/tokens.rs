@@ -4,7 +4,7 @@
 use anyhow::bail;
 use clap::Subcommand;
 use farsight_server::config::StorageArgs;
-use farsight_store::TokenRole;
+use farsight_store::{AuditAction, Store, TokenRole};
 
 use super::open_store;
 
@@ -25,10 +25,15 @@ pub enum TokenCommand {
         /// until revoked.
         #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
         expires_in: Option<std::time::Duration>,
+        /// Limit the token to one session (as `GET /v1/sessions` lists them): an agent or
+        /// supervisor may join only it and sees only it in the queue; a wearable may only
+        /// resume it. Not for service tokens.
+        #[arg(long, value_name = "ID")]
+        session: Option<u64>,
     },
     /// List tokens (never their secrets).
     List,
-    /// Replace a token by a new secret with the same role, name, user and expiry, and
+    /// Replace a token by a new secret with the same role, name, user, session and expiry, and
     /// revoke the old one. Prints the new secret (shown only this once).
     Rotate { id: i64 },
     /// Revoke a token by id.
@@ -58,6 +63,11 @@ fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }
 
+async fn audit(store: &Store, action: AuditAction, detail: &str) -> anyhow::Result<()> {
+    let actor = super::command_line_actor();
+    Ok(store.audit(&actor, action, None, detail).await?)
+}
+
 pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(storage).await?;
     match cmd {
@@ -66,8 +76,16 @@ pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()>
             name,
             user,
             expires_in,
+            session,
         } => {
+            if session.is_some() && role == TokenRole::Service {
+                bail!("a service token cannot be limited to a session: it posts usage events");
+            }
+            let session = session.map(i64::try_from).transpose()?;
             let (record, secret) = store.create_token(role, &name).await?;
+            if let Some(session) = session {
+                store.set_token_session(record.id, session).await?;
+            }
             if let Some(user) = &user {
                 store.set_token_subject(record.id, user).await?;
             }
@@ -76,6 +94,14 @@ pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()>
                 let at = record.created_at.saturating_add(micros);
                 store.set_token_expiry(record.id, at).await?;
             }
+            let detail = format!(
+                "{} token {} ({}){}",
+                role.as_str(),
+                record.id,
+                record.name,
+                session.map_or(String::new(), |s| format!(", limited to session {s}"))
+            );
+            audit(&store, AuditAction::TokenCreate, &detail).await?;
             eprintln!(
                 "created {} token {} ({}); it is shown only now:",
                 role.as_str(),
@@ -86,8 +112,8 @@ pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()>
         }
         TokenCommand::List => {
             println!(
-                "{:<18} {:<11} {:<8} {:<20} name",
-                "id", "role", "state", "expires"
+                "{:<18} {:<11} {:<8} {:<20} {:<20} name",
+                "id", "role", "state", "expires", "session"
             );
             let now = farsight_store::now_micros();
             for t in store.list_tokens().await? {
@@ -101,12 +127,14 @@ pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()>
                         ts.strftime("%Y-%m-%d %H:%M UTC").to_string()
                     })
                 });
+                let session = t.session.map_or("any".to_string(), |s| s.to_string());
                 println!(
-                    "{:<18} {:<11} {:<8} {:<20} {}",
+                    "{:<18} {:<11} {:<8} {:<20} {:<20} {}",
                     t.id,
                     t.role.as_str(),
                     state,
                     expires,
+                    session,
                     t.name
                 );
             }
@@ -115,6 +143,8 @@ pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()>
             let Some((record, secret)) = store.rotate_token(id).await? else {
                 bail!("no active token with id {id}");
             };
+            let detail = format!("token {id} replaced by {} ({})", record.id, record.name);
+            audit(&store, AuditAction::TokenRotate, &detail).await?;
             eprintln!(
                 "token {id} revoked; its replacement is {} ({}), shown only now:",
                 record.id, record.name
@@ -125,6 +155,7 @@ pub async fn run(storage: &StorageArgs, cmd: TokenCommand) -> anyhow::Result<()>
             if !store.revoke_token(id).await? {
                 bail!("no active token with id {id}");
             }
+            audit(&store, AuditAction::TokenRevoke, &format!("token {id}")).await?;
             println!("revoked {id}");
         }
     }

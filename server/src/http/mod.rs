@@ -8,7 +8,7 @@ mod throttle;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::Shared;
 use farsight_outreach::event::Tier;
-use farsight_store::{StoreError, TokenRecord, TokenRole};
+use farsight_store::{AuditEntry, StoreError, TokenRecord, TokenRole};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -30,6 +30,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/audit", get(get_audit))
         .merge(outreach::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -50,6 +51,8 @@ pub enum ApiError {
     TokenRefused(&'static str),
     #[error("this token's role may not do that")]
     Forbidden,
+    #[error("the token is limited to session {0}")]
+    OutOfScope(i64),
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -66,7 +69,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::Unauthorized | ApiError::TokenRefused(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::OutOfScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -103,8 +106,23 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     )
 }
 
-/// The caller's token, which must have one of the `allowed` roles.
+/// The caller's token, which must have one of the `allowed` roles and not be limited to a
+/// session: what it reads or writes spans the installation.
 pub async fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    allowed: &[TokenRole],
+) -> Result<TokenRecord, ApiError> {
+    let token = authorize_scoped(shared, headers, allowed).await?;
+    match token.session {
+        Some(session) => Err(ApiError::OutOfScope(session)),
+        None => Ok(token),
+    }
+}
+
+/// The caller's token, which must have one of the `allowed` roles; the caller checks its
+/// session, if it is limited to one.
+async fn authorize_scoped(
     shared: &Shared,
     headers: &HeaderMap,
     allowed: &[TokenRole],
@@ -126,6 +144,27 @@ pub async fn authorize(
 }
 
 const STAFF: &[TokenRole] = &[TokenRole::Agent, TokenRole::Supervisor];
+
+#[derive(Debug, serde::Deserialize)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+/// The newest audit entries, newest first: supervisors only.
+async fn get_audit(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    authorize(&shared, &headers, &[TokenRole::Supervisor]).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to 10000, not {limit}"
+        )));
+    }
+    Ok(Json(shared.store.audit_log(i64::from(limit)).await?))
+}
 
 #[derive(Debug, Serialize)]
 struct SessionView {
@@ -180,10 +219,12 @@ async fn list_sessions(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
-    authorize(&shared, &headers, STAFF).await?;
+    let token = authorize_scoped(&shared, &headers, STAFF).await?;
     let mut out = Vec::new();
     for s in shared.store.open_sessions().await? {
-        out.push(session_view(&shared, s).await?);
+        if token.session.is_none_or(|only| only == s.id) {
+            out.push(session_view(&shared, s).await?);
+        }
     }
     out.sort_by_key(|s| (!s.live, std::cmp::Reverse(s.tier), s.created_at));
     Ok(Json(out))
@@ -194,7 +235,10 @@ async fn get_session(
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Json<SessionView>, ApiError> {
-    authorize(&shared, &headers, STAFF).await?;
+    let token = authorize_scoped(&shared, &headers, STAFF).await?;
+    if let Some(only) = token.session.filter(|only| *only as u64 != id) {
+        return Err(ApiError::OutOfScope(only));
+    }
     let s = shared
         .store
         .session(SessionId(id))

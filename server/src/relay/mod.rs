@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use farsight_protocol::{ControlMessage, ErrorCode, SessionId, StreamHeader};
+use farsight_protocol::{ControlMessage, ErrorCode, Role, SessionId, StreamHeader};
 use farsight_relay::{
     Config, Input, MediaOp, MemberId, Output, SessionView, Stats, Token, TokenId, TokenRefused,
 };
@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::limits::AddressLimits;
 use crate::metrics::Metrics;
-use farsight_store::{Store, StoreError, TokenCheck, new_id};
+use farsight_store::{Actor, AuditAction, Store, StoreError, TokenCheck, new_id};
 
 /// How long a write may wait on a peer that takes none of it before the connection is
 /// closed as too slow: what queues behind a stuck peer stays bounded.
@@ -181,11 +181,18 @@ impl MemberHandle {
         if matches!(&check, Ok(c) if c.refusal().is_some()) {
             limits.failed(self.peer.ip, now);
         }
+        if let Ok(check) = &check
+            && let Err(e) = self.audit_sign_in(check, role).await
+        {
+            tracing::error!(error = %e, "storage failed");
+            return self.fail(ErrorCode::Internal, "storage unavailable");
+        }
         let token = match check {
             Ok(TokenCheck::Valid(t)) => Ok(Token {
                 id: TokenId(t.id),
                 role: t.role.protocol_role(),
                 name: t.name,
+                session: t.session.map(|s| SessionId(s as u64)),
             }),
             Ok(TokenCheck::Unknown) => Err(TokenRefused::Unknown),
             Ok(TokenCheck::Revoked) => Err(TokenRefused::Revoked),
@@ -203,6 +210,34 @@ impl MemberHandle {
             token,
         })
         .await;
+    }
+
+    /// Records a sign-in, or its refusal with the reason, with where it came from.
+    async fn audit_sign_in(&self, check: &TokenCheck, role: Role) -> Result<(), StoreError> {
+        let Peer { ip, transport } = self.peer;
+        let (actor, action, detail) = match check {
+            TokenCheck::Valid(t) => (
+                Actor {
+                    token: Some(t.id),
+                    name: t.name.clone(),
+                },
+                AuditAction::SignIn,
+                format!("as {} over {transport} from {ip}", role.as_str()),
+            ),
+            refused => (
+                Actor {
+                    token: None,
+                    name: ip.to_string(),
+                },
+                AuditAction::SignInRefused,
+                format!(
+                    "{} (as {} over {transport})",
+                    refused.refusal().unwrap_or_default(),
+                    role.as_str()
+                ),
+            ),
+        };
+        self.relay.store.audit(&actor, action, None, &detail).await
     }
 
     pub async fn control(&self, msg: ControlMessage) {
