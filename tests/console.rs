@@ -15,12 +15,39 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use console_driver::{Driver, Run, STEP_TIMEOUT};
-use farsight_protocol::{CameraModel, ControlMessage, Role};
+use farsight_protocol::{
+    Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, FrameSeq, ParticipantId,
+    Role, Style,
+};
 use farsight_server::probe::{self, EncoderSettings, PublishOptions};
 use nalgebra::Point3;
 use serde_json::Value;
 use support::TestServer;
 use tokio::sync::mpsc;
+
+/// The probe publishes its moving test picture as `wearable`, 640×360 at 15 fps, for 90 s;
+/// what agents do to the picture goes to `marks`.
+fn publish_test_pattern(
+    mut wearable: farsight_client::Connection,
+    marks: Option<mpsc::UnboundedSender<ControlMessage>>,
+) -> tokio::task::JoinHandle<Result<probe::PublishReport, probe::ProbeError>> {
+    tokio::spawn(async move {
+        let options = PublishOptions {
+            encoder: EncoderSettings {
+                width: 640,
+                height: 360,
+                fps: 15,
+                bitrate_kbps: 800,
+                keyframe_interval: 15,
+                ..EncoderSettings::default()
+            },
+            duration: Some(Duration::from_secs(90)),
+            marks,
+            reconnect: None,
+        };
+        probe::publish(&mut wearable, &options).await
+    })
+}
 
 /// The next thing an agent did to the picture, as the wearable received it.
 async fn at_wearable(rx: &mut mpsc::UnboundedReceiver<ControlMessage>) -> ControlMessage {
@@ -72,25 +99,10 @@ async fn with_udp_blocked_the_console_falls_back_to_websocket_and_works_the_same
 async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
     let server = TestServer::start().await;
     let agent_token = server.token(Role::Agent, "Ada").await;
-    let mut wearable = server.connect(Role::Wearable, "glasses").await;
+    let wearable = server.connect(Role::Wearable, "glasses").await;
     let session = wearable.session;
     let (marks_tx, mut marks_at_wearable) = mpsc::unbounded_channel();
-    let publishing = tokio::spawn(async move {
-        let options = PublishOptions {
-            encoder: EncoderSettings {
-                width: 640,
-                height: 360,
-                fps: 15,
-                bitrate_kbps: 800,
-                keyframe_interval: 15,
-                ..EncoderSettings::default()
-            },
-            duration: Some(Duration::from_secs(90)),
-            marks: Some(marks_tx),
-            reconnect: None,
-        };
-        probe::publish(&mut wearable, &options).await
-    });
+    let publishing = publish_test_pattern(wearable, Some(marks_tx));
 
     // A second agent over QUIC records every frame's camera and the anchors, to check the page
     // against.
@@ -356,24 +368,9 @@ async fn the_console_switches_to_another_session_and_back() {
     let agent_token = server.token(Role::Agent, "Ada").await;
     let mut sessions = Vec::new();
     for name in ["glasses-a", "glasses-b"] {
-        let mut wearable = server.connect(Role::Wearable, name).await;
+        let wearable = server.connect(Role::Wearable, name).await;
         sessions.push(wearable.session);
-        tokio::spawn(async move {
-            let options = PublishOptions {
-                encoder: EncoderSettings {
-                    width: 640,
-                    height: 360,
-                    fps: 15,
-                    bitrate_kbps: 500,
-                    keyframe_interval: 15,
-                    ..EncoderSettings::default()
-                },
-                duration: Some(Duration::from_secs(60)),
-                marks: None,
-                reconnect: None,
-            };
-            probe::publish(&mut wearable, &options).await
-        });
+        publish_test_pattern(wearable, None);
     }
     // Both are playing before the page opens.
     for &session in &sessions {
@@ -446,4 +443,51 @@ async fn the_console_is_served_with_its_security_headers() {
         assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
         assert_eq!(header("x-frame-options"), "DENY", "{path}");
     }
+}
+
+/// Markup in a session's name, a participant's name and a text mark is shown as the text it
+/// is: never parsed into elements, never run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_from_people_is_shown_as_text_and_never_runs() {
+    const HOSTILE: &str = r#"<img src="x" onerror="window.__farsightInjected=1"><script>window.__farsightInjected=2</script>"#;
+    let server = TestServer::start().await;
+    // A session is named after its wearable's token.
+    let wearable = server.connect(Role::Wearable, HOSTILE).await;
+    let session = wearable.session;
+    let publishing = publish_test_pattern(wearable, None);
+    let mut colleague = server.connect(Role::Agent, HOSTILE).await;
+    colleague.join(session).await.expect("colleague joins");
+    let label = ControlMessage::Annotate(Annotate {
+        session,
+        id: AnnotationId(1),
+        author: ParticipantId(0),
+        kind: AnnotationKind::Text,
+        frame: FrameSeq(0),
+        points: vec![[0.4, 0.4]],
+        style: Style::default(),
+        text: HOSTILE.into(),
+    });
+    colleague.send(&label).await.expect("label sent");
+
+    let agent_token = server.token(Role::Agent, "Ada").await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-hostile");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        hostile_text: true,
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), &agent_token, session.0, &shots, run);
+    let seen = driver.step("hostile").await;
+    assert_eq!(seen["elements"], 0, "markup became elements: {seen}");
+    assert_eq!(seen["ran"], Value::Null, "injected script ran: {seen}");
+    assert_eq!(seen["queue_name"], HOSTILE, "{seen}");
+    assert_eq!(seen["title"], HOSTILE, "{seen}");
+    assert!(
+        seen["participants"]
+            .as_str()
+            .is_some_and(|p| p.contains(HOSTILE)),
+        "{seen}"
+    );
+    driver.finish().await;
+    publishing.abort();
 }

@@ -3,7 +3,8 @@
 // stdout, commands from the test on stdin. Any failure prints {"step":"error"} and exits 1.
 //
 // With OUTREACH=1 it opens the outreach view instead of a session ({"step":"outreach"}).
-// With BENCH_SECONDS set it only joins and reports capture → painted delays ({"step":"delays"}).
+// With HOSTILE_TEXT=1 it joins and reports how people's text is shown ({"step":"hostile"}).
+// With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
 // Environment: CONSOLE_URL, AGENT_TOKEN, SESSION_ID, SHOTS_DIR; BLOCK_UDP=1 sends the page's
 // WebTransport to a UDP port that drops every datagram, as a firewall would, so the console
@@ -93,17 +94,41 @@ async function outreach(page, shots) {
 async function benchmark(page, seconds) {
   await sleep(1000);
   await page.evaluate(() => {
+    window.farsightConsole.drawDelays.length = 0;
     window.farsightConsole.paintDelays.length = 0;
   });
   emit({ step: 'measuring' });
   await sleep(seconds * 1000);
   const samples = await page.evaluate(() => window.farsightConsole.paintDelays.slice());
+  const drawn = await page.evaluate(() => window.farsightConsole.drawDelays.slice());
   const transport = await page.textContent('[data-stat="transport"]');
   const dropped = await page.textContent('[data-stat="dropped"]');
-  emit({ step: 'delays', transport, dropped, samples });
+  emit({ step: 'delays', transport, dropped, samples, drawn });
 }
 
-// Points the page's WebTransport at a socket that reads nothing and answers nothing.
+// Text from other people (the session's name, a participant's, a text mark) carrying markup
+// that would make elements and run script if the page parsed it as HTML.
+async function hostileText(page) {
+  // The text mark is replayed on joining and drawn on the overlay.
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#marks');
+    const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < pixels.length; i += 4) if (pixels[i]) return true;
+    return false;
+  });
+  await sleep(500);
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'hostile-text.png') });
+  const seen = await page.evaluate(() => ({
+    ran: window.__farsightInjected ?? null,
+    elements: document.querySelectorAll('[onerror], img[src="x"], script:not([src])').length,
+    queue_name: document.querySelector('#queue .name')?.textContent,
+    title: document.querySelector('#session-title')?.textContent,
+    participants: document.querySelector('#participants')?.textContent,
+  }));
+  emit({ step: 'hostile', ...seen });
+  await nextCommand('done');
+}
+
 /** Joins `other`, then `first` again, each until it plays; reports the error toasts. */
 async function switchSessions(page, first, other) {
   const drawn = () => page.evaluate(() => Number(document.querySelector('#video').dataset.framesDrawn ?? 0));
@@ -129,6 +154,7 @@ async function switchSessions(page, first, other) {
   emit({ step: 'switched', errors, title });
 }
 
+// Points the page's WebTransport at a socket that reads nothing and answers nothing.
 async function blockUdp(page) {
   const sink = dgram.createSocket('udp4');
   await new Promise((resolve) => sink.bind(0, '127.0.0.1', resolve));
@@ -169,6 +195,7 @@ async function main(browser) {
 
   if (process.env.BENCH_SECONDS) return benchmark(page, Number(process.env.BENCH_SECONDS));
   if (process.env.SWITCH_SESSION) return switchSessions(page, session, process.env.SWITCH_SESSION);
+  if (process.env.HOSTILE_TEXT === '1') return hostileText(page);
 
   const video = page.locator('#video');
   await video.screenshot({ path: path.join(shots, 'video-1.png') });

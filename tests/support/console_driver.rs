@@ -26,6 +26,8 @@ pub struct Run {
     pub outreach: bool,
     /// Switch to this session and back once the first one plays.
     pub switch_to: Option<u64>,
+    /// Report how the page shows people's text (names, a text mark) once a mark is drawn.
+    pub hostile_text: bool,
 }
 
 /// The Playwright driver, started with its inputs; its steps are read as JSON lines.
@@ -51,6 +53,9 @@ impl Driver {
         }
         if let Some(other) = run.switch_to {
             cmd.env("SWITCH_SESSION", other.to_string());
+        }
+        if run.hostile_text {
+            cmd.env("HOSTILE_TEXT", "1");
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))
