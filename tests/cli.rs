@@ -545,3 +545,57 @@ fn a_killed_and_restarted_server_is_reconnected_within_5_s_and_the_session_resum
     publishing.abort();
     drop(restarted);
 }
+
+/// Beyond loopback the console and API are not served as plain HTTP unless asked for: the
+/// server refuses to start and says what to give; with `--insecure-http` it serves.
+#[test]
+fn plain_http_beyond_loopback_is_refused_unless_asked_for() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = |extra: &[&str]| {
+        let child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "serve",
+                "--http-listen",
+                "0.0.0.0:0",
+                "--quic-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--webtransport-listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("farsight runs");
+        Server(child)
+    };
+    let mut refused = serve(&[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = refused.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server started on 0.0.0.0 with plain HTTP"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr read");
+    assert!(!status.success());
+    for words in ["beyond loopback", "--cert and --key", "--insecure-http"] {
+        assert!(stderr.contains(words), "{words:?} in {stderr}");
+    }
+
+    let mut insecure = serve(&["--insecure-http"]);
+    let stdout = insecure.0.stdout.take().expect("stdout");
+    let http = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("HTTP"))
+        .expect("serving");
+    assert!(http.contains("http://0.0.0.0:"), "{http}");
+}

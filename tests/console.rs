@@ -19,6 +19,7 @@ use farsight_protocol::{
     Annotate, AnnotationId, AnnotationKind, CameraModel, ControlMessage, FrameSeq, ParticipantId,
     Role, Style,
 };
+use farsight_server::ServeConfig;
 use farsight_server::probe::{self, EncoderSettings, PublishOptions};
 use nalgebra::Point3;
 use serde_json::Value;
@@ -443,6 +444,66 @@ async fn the_console_is_served_with_its_security_headers() {
         assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
         assert_eq!(header("x-frame-options"), "DENY", "{path}");
     }
+}
+
+/// With a certificate the console and API are HTTPS only, and tell browsers to keep to it
+/// (HSTS); plain HTTP on that port gets no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_the_console_is_served_over_https_with_hsts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).expect("cert written");
+    std::fs::write(&key, issued.key_pair.serialize_pem()).expect("key written");
+    let config = ServeConfig {
+        cert: Some((cert.clone(), key)),
+        ..ServeConfig::ephemeral(&dir.path().join("data"))
+    };
+    let running = farsight_server::start(&config).await.expect("serves");
+    let port = running.http_addr.port();
+    let curl = |url: String| {
+        let cert = cert.clone();
+        tokio::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "--cacert",
+            ])
+            .arg(cert)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .arg(url)
+            .output()
+    };
+    for path in ["/", "/healthz"] {
+        let out = curl(format!("https://localhost:{port}{path}"))
+            .await
+            .expect("curl runs");
+        let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(headers.starts_with("http/1.1 200"), "{path}: {headers}");
+        assert!(
+            headers.contains("strict-transport-security: max-age=31536000"),
+            "{path}: {headers}"
+        );
+        assert!(
+            headers.contains("content-security-policy:"),
+            "{path}: {headers}"
+        );
+    }
+    let plain = curl(format!("http://localhost:{port}/healthz"))
+        .await
+        .expect("curl runs");
+    assert!(!plain.status.success(), "plain HTTP was answered");
+    running.shutdown().await;
 }
 
 /// Markup in a session's name, a participant's name and a text mark is shown as the text it

@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// How far behind live a watcher may fall before its older groups are dropped.
     #[arg(long, env = "FARSIGHT_LATENCY_BUDGET_MS")]
     pub latency_budget_ms: Option<u64>,
+    /// Serve the console and API as plain HTTP on an address beyond loopback (behind a
+    /// proxy that terminates TLS). Without it, such an address needs --cert and --key.
+    #[arg(long, env = "FARSIGHT_INSECURE_HTTP")]
+    pub insecure_http: bool,
     /// How many days the audit log keeps an entry (default 365).
     #[arg(long, env = "FARSIGHT_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     pub audit_retention_days: Option<u32>,
@@ -132,6 +136,7 @@ struct FileConfig {
     key: Option<PathBuf>,
     latency_budget_ms: Option<u64>,
     audit_retention_days: Option<u32>,
+    insecure_http: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -145,6 +150,8 @@ pub struct ServeConfig {
     pub latency_budget: Duration,
     /// How long the audit log keeps an entry.
     pub audit_retention: Duration,
+    /// Plain HTTP is allowed beyond loopback.
+    pub insecure_http: bool,
     pub outreach: PolicyConfig,
     pub dialer: Option<DialerConfig>,
 }
@@ -253,6 +260,7 @@ impl ServeConfig {
                 .map_or(DEFAULT_AUDIT_RETENTION, |days| {
                     Duration::from_secs(u64::from(days.max(1)) * 86_400)
                 }),
+            insecure_http: serve.insecure_http || file.insecure_http.unwrap_or(false),
             outreach: file.outreach.unwrap_or_default(),
             dialer: file.dialer,
         })
@@ -269,6 +277,7 @@ impl ServeConfig {
             cert: None,
             latency_budget: DEFAULT_LATENCY_BUDGET,
             audit_retention: DEFAULT_AUDIT_RETENTION,
+            insecure_http: false,
             outreach: PolicyConfig::default(),
             dialer: None,
         }

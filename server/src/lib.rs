@@ -35,6 +35,8 @@ pub struct Shared {
     pub limits: Arc<limits::AddressLimits>,
     /// How the console opens WebTransport.
     pub webtransport: gateway::WebTransportInfo,
+    /// The console and API are served over TLS (with `--cert/--key`).
+    pub https: bool,
 }
 
 /// A server started by [`start`]; dropping it does not stop it, call [`Running::shutdown`].
@@ -108,6 +110,12 @@ pub enum StartError {
     },
     #[error("configuration: {0}")]
     Config(#[from] farsight_outreach::policy::PolicyError),
+    #[error(
+        "the console and API would be plain HTTP on {0}, beyond loopback: give --cert and --key \
+         to serve HTTPS, or --insecure-http to serve plain HTTP there anyway (behind a proxy \
+         that terminates TLS)"
+    )]
+    PlainHttp(SocketAddr),
 }
 
 /// Why a listener could not be set up.
@@ -202,8 +210,38 @@ async fn open_store(config: &ServeConfig) -> Result<Store, StartError> {
         })
 }
 
+/// Serves the console and API: over TLS with the configured certificate, plain otherwise.
+async fn serve_http(
+    config: &ServeConfig,
+    identity: &cert::Identity,
+    shared: Arc<Shared>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
+    let addr = config.http_listen;
+    let failed = |e: ListenError| listening("HTTP", addr)(e);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| failed(e.into()))?;
+    let bound = listener.local_addr().map_err(|e| failed(e.into()))?;
+    let router = http::router(shared.clone());
+    let task = if shared.https {
+        let tls = http::tls::server_config(identity).map_err(|e| failed(e.into()))?;
+        tokio::spawn(http::tls::serve(listener, tls, router))
+    } else {
+        tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, service).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        })
+    };
+    Ok((bound, task))
+}
+
 /// Opens the store (migrating it), loads or generates the certificate and starts listening.
 pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
+    if config.cert.is_none() && !config.http_listen.ip().is_loopback() && !config.insecure_http {
+        return Err(StartError::PlainHttp(config.http_listen));
+    }
     let store = open_store(config).await?;
     let identity = match &config.cert {
         Some((cert, key)) => cert::load(cert, key)?,
@@ -232,6 +270,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
     };
     let limits = Arc::new(limits::AddressLimits::default());
     let shared = Arc::new(Shared {
+        https: config.cert.is_some(),
         policy: policy.clone(),
         relay: Relay::new(relay_config, store.clone(), metrics.clone(), limits.clone()),
         store,
@@ -239,20 +278,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         limits,
         webtransport: webtransport_info,
     });
-    let http_listen = config.http_listen;
-    let listener = tokio::net::TcpListener::bind(http_listen)
-        .await
-        .map_err(|e| listening("HTTP", http_listen)(e.into()))?;
-    let http_addr = listener
-        .local_addr()
-        .map_err(|e| listening("HTTP", http_listen)(e.into()))?;
-    let router = http::router(shared.clone());
-    let http = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let (http_addr, http) = serve_http(config, &identity, shared.clone()).await?;
     let accept = tokio::spawn(quic::accept_loop(endpoint.clone(), shared.clone()));
     webtransport.serve(shared.clone());
     let scheduler = dialer.map(|(dialer, cfg)| {

@@ -140,10 +140,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         database = %farsight_server::redact(&config.database_url),
         "farsight serving"
     );
+    let scheme = if running.shared.https {
+        "https"
+    } else {
+        "http"
+    };
     // Written, not printed: a closed stdout must not take the server down.
     let _ = writeln!(
         std::io::stdout(),
-        "QUIC   {} (ALPN farsight/1)\nHTTP   http://{}\ncertificate SHA-256 {}\nconsole http://{}/ (WebTransport on UDP {})",
+        "QUIC   {} (ALPN farsight/1)\nHTTP   {scheme}://{}\ncertificate SHA-256 {}\nconsole {scheme}://{}/ (WebTransport on UDP {})",
         running.quic_addr,
         running.http_addr,
         running.fingerprint,

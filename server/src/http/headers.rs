@@ -1,6 +1,6 @@
 //! The web's basic defences on every response: a Content-Security-Policy that lets the
 //! page run only the console's own files (no inline script, no other origin), no framing,
-//! no referrer, no MIME sniffing.
+//! no referrer, no MIME sniffing; and, served over TLS, HTTPS only from then on (HSTS).
 
 use std::sync::Arc;
 
@@ -39,6 +39,13 @@ pub async fn security_headers(
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
+    }
+    if shared.https {
+        // A year of HTTPS only for this host, once a browser has seen it over TLS.
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     response
 }

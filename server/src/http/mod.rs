@@ -5,6 +5,7 @@ mod console;
 pub mod headers;
 mod outreach;
 mod throttle;
+pub mod tls;
 
 use std::sync::Arc;
 
