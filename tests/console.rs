@@ -26,12 +26,14 @@ use serde_json::Value;
 use support::TestServer;
 use tokio::sync::mpsc;
 
-/// The probe publishes its moving test picture as `wearable`, 640×360 at 15 fps, for 90 s;
-/// what agents do to the picture goes to `marks`.
+/// The probe publishes its moving test picture as `wearable`, 640×360 at 15 fps, for
+/// `seconds`; what agents do to the picture goes to `marks`. The task gives the connection
+/// back when the time is up, still open.
 fn publish_test_pattern(
     mut wearable: farsight_client::Connection,
+    seconds: u64,
     marks: Option<mpsc::UnboundedSender<ControlMessage>>,
-) -> tokio::task::JoinHandle<Result<probe::PublishReport, probe::ProbeError>> {
+) -> tokio::task::JoinHandle<farsight_client::Connection> {
     tokio::spawn(async move {
         let options = PublishOptions {
             encoder: EncoderSettings {
@@ -42,11 +44,14 @@ fn publish_test_pattern(
                 keyframe_interval: 15,
                 ..EncoderSettings::default()
             },
-            duration: Some(Duration::from_secs(90)),
+            duration: Some(Duration::from_secs(seconds)),
             marks,
             reconnect: None,
         };
-        probe::publish(&mut wearable, &options).await
+        if let Err(e) = probe::publish(&mut wearable, &options).await {
+            eprintln!("publishing ended: {e}");
+        }
+        wearable
     })
 }
 
@@ -103,7 +108,7 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
     let wearable = server.connect(Role::Wearable, "glasses").await;
     let session = wearable.session;
     let (marks_tx, mut marks_at_wearable) = mpsc::unbounded_channel();
-    let publishing = publish_test_pattern(wearable, Some(marks_tx));
+    let publishing = publish_test_pattern(wearable, 90, Some(marks_tx));
 
     // A second agent over QUIC records every frame's camera and the anchors, to check the page
     // against.
@@ -371,7 +376,7 @@ async fn the_console_switches_to_another_session_and_back() {
     for name in ["glasses-a", "glasses-b"] {
         let wearable = server.connect(Role::Wearable, name).await;
         sessions.push(wearable.session);
-        publish_test_pattern(wearable, None);
+        publish_test_pattern(wearable, 90, None);
     }
     // Both are playing before the page opens.
     for &session in &sessions {
@@ -515,7 +520,7 @@ async fn text_from_people_is_shown_as_text_and_never_runs() {
     // A session is named after its wearable's token.
     let wearable = server.connect(Role::Wearable, HOSTILE).await;
     let session = wearable.session;
-    let publishing = publish_test_pattern(wearable, None);
+    let publishing = publish_test_pattern(wearable, 90, None);
     let mut colleague = server.connect(Role::Agent, HOSTILE).await;
     colleague.join(session).await.expect("colleague joins");
     let label = ControlMessage::Annotate(Annotate {
@@ -551,4 +556,58 @@ async fn text_from_people_is_shown_as_text_and_never_runs() {
     );
     driver.finish().await;
     publishing.abort();
+}
+
+/// When the wearer's stream stops the console says the connection is lost, and when its
+/// connection closes that the wearer left: each within 2 s, over a dimmed last picture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_says_within_2_s_when_the_wearer_goes() {
+    let server = TestServer::start().await;
+    let wearable = server.connect(Role::Wearable, "glasses").await;
+    let session = wearable.session;
+    // The stream stops after 8 s with the connection still open, as on a lost link.
+    let publishing = publish_test_pattern(wearable, 8, None);
+    let agent = server.token(Role::Agent, "Ada").await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-wearer-gone");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        wearer_gone: true,
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), &agent, session.0, &shots, run);
+    let watching = driver.step("watching").await;
+    let stats = watching["stats"].as_str().unwrap_or_default();
+    assert!(stats.contains("640×360"), "{watching}");
+    assert!(stats.contains(" fps"), "{watching}");
+
+    let expect = |text: &str| serde_json::json!({"cmd": "expect", "text": text});
+    let connection = publishing.await.expect("published");
+    let stopped = std::time::Instant::now();
+    driver
+        .command(expect("connection lost — reconnecting…"))
+        .await;
+    let lost = driver.step("shown").await;
+    let lost_after = stopped.elapsed();
+    assert!(
+        lost_after <= Duration::from_secs(2),
+        "{lost_after:?}: {lost}"
+    );
+    assert!(
+        lost["stats"]
+            .as_str()
+            .is_some_and(|s| s.contains("delay – ms")),
+        "no stale delay: {lost}"
+    );
+
+    let closed = std::time::Instant::now();
+    connection.quic().close(0u32.into(), b"gone");
+    driver.command(expect("the wearer left")).await;
+    let left = driver.step("shown").await;
+    let left_after = closed.elapsed();
+    assert!(
+        left_after <= Duration::from_secs(2),
+        "{left_after:?}: {left}"
+    );
+    eprintln!("connection lost said after {lost_after:?}, wearer left after {left_after:?}");
+    driver.finish().await;
 }

@@ -8,7 +8,7 @@ import { send } from './link.js';
 import { showView } from './outreach.js';
 import { $, el, state, toast } from './ui.js';
 import { refreshQueue, showMembership, startQueue } from './queue.js';
-import { onMedia, requestKeyframe, resetVideo } from './video.js';
+import { onMedia, renderWearerState, requestKeyframe, resetVideo } from './video.js';
 import { KIND_BY_TOOL, addMark, clearAll, clearMarks, eraseMark, onAnchor, removeMark, undo } from './marks.js';
 
 const TOKEN_KEY = 'farsight.token';
@@ -173,6 +173,8 @@ function onJoined(m) {
   state.participants.clear();
   if (state.me) state.participants.set(state.me.id, { id: state.me.id, role: state.role, name: state.me.name });
   m.participants.forEach((p) => state.participants.set(p.id, p));
+  state.wearerLeft = !m.participants.some((p) => p.role === P.Role.wearable);
+  renderWearerState();
   const name = document.querySelector(`#queue li[data-session="${m.session}"] .name`)?.textContent;
   if (name) el.sessionTitle.textContent = name;
   renderParticipants();
@@ -182,6 +184,10 @@ function onPresence(m) {
   if (m.session !== state.session) return;
   if (m.present) state.participants.set(m.participant.id, m.participant);
   else state.participants.delete(m.participant.id);
+  if (m.participant.role === P.Role.wearable) {
+    state.wearerLeft = !m.present;
+    renderWearerState();
+  }
   renderParticipants();
   toast(`${m.participant.name} ${m.present ? 'joined' : 'left'}`, 'info');
 }

@@ -20,6 +20,7 @@ export const el = {
   stage: $('#stage'),
   frame: $('#frame'),
   placeholder: $('#placeholder'),
+  wearerState: $('#wearer-state'),
   video: $('#video'),
   marks: $('#marks'),
   labelInput: $('#label-input'),
@@ -37,6 +38,7 @@ export const state = {
   session: 0, // the session asked to join
   joined: 0, // the session the relay confirmed (Joined); media before it is from an earlier join
   participants: new Map(),
+  wearerLeft: false, // the session's wearer is not connected
   marks: new Map(), // id → mark (see addMark)
   pendingAnchors: new Map(), // AnchorResolved that arrived before its Annotate
   ownOrder: [],
@@ -49,9 +51,10 @@ export const state = {
 };
 
 // What tests read; kept as plain data.
-// paintDelays: capture → painted (the animation frame after the canvas was drawn), µs, for
-// the benchmark.
-export const exposed = { marks: [], lastAnnotate: null, paintDelays: [] };
+// drawDelays: capture → drawn on the canvas; paintDelays: capture → painted (the animation
+// frame after that), µs, for the benchmark. The two differ by where the display's refresh
+// happens to fall, which the stream does not control.
+export const exposed = { marks: [], lastAnnotate: null, drawDelays: [], paintDelays: [] };
 window.farsightConsole = exposed;
 
 export function toast(message, kind = 'error') {

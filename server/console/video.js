@@ -8,6 +8,10 @@ import { send } from './link.js';
 import { renderMarks } from './marks.js';
 
 const KEYFRAME_REQUEST_GAP_MS = 500;
+// A stream of 15 fps or more that brings nothing for this long has lost its wearer's
+// connection; checked every STALL_CHECK_MS, the console says so within 2 s.
+const STALL_MS = 1500;
+const STALL_CHECK_MS = 100;
 const MAX_PAINT_SAMPLES = 100_000;
 
 const video = {
@@ -17,11 +21,13 @@ const video = {
   group: -1,
   lastFrame: -1,
   pending: new Map(), // chunk timestamp (frame number) → frame metadata
+  lastMediaAt: 0, // performance.now() of the session's last media object; 0: none yet
   lastKeyframeRequest: 0,
   unsupported: false,
 };
 
-const stats = { bytes: [], delays: [], decoded: 0, dropped: 0, drawn: 0 };
+// For the current session; `drawn` counts on across sessions for the tests.
+const stats = { bytes: [], delays: [], drawnAt: [], decoded: 0, dropped: 0, drawn: 0 };
 const videoCtx = el.video.getContext('2d');
 
 export function resetVideo() {
@@ -32,7 +38,12 @@ export function resetVideo() {
   video.group = -1;
   video.lastFrame = -1;
   video.pending.clear();
+  video.lastMediaAt = 0;
+  stats.bytes.length = 0;
   stats.delays.length = 0;
+  stats.drawnAt.length = 0;
+  stats.decoded = 0;
+  stats.dropped = 0;
   state.current = null;
   el.video.dataset.frame = '';
   el.frame.hidden = true;
@@ -52,7 +63,8 @@ function dropFrame() {
 
 export function onMedia({ header, object }) {
   if (header.session !== state.session || header.track !== 0) return;
-  stats.bytes.push([performance.now(), object.payload.length]);
+  video.lastMediaAt = performance.now();
+  stats.bytes.push([video.lastMediaAt, object.payload.length]);
   // An older group still finishing after a newer one began: its frames would be out of order.
   if (header.group < video.group || object.frame <= video.lastFrame) return dropFrame();
   if (header.group > video.group && !object.keyframe) video.waitingForKey = true;
@@ -149,9 +161,11 @@ function onDecoded(videoFrame) {
   }
   state.current = meta;
   stats.drawn += 1;
+  stats.drawnAt.push(performance.now());
   stats.delays.push(Date.now() * 1000 - meta.capture);
   if (stats.delays.length > 30) stats.delays.shift();
   const capture = meta.capture;
+  if (exposed.drawDelays.length < MAX_PAINT_SAMPLES) exposed.drawDelays.push(Date.now() * 1000 - capture);
   requestAnimationFrame(() => {
     if (exposed.paintDelays.length < MAX_PAINT_SAMPLES) exposed.paintDelays.push(Date.now() * 1000 - capture);
   });
@@ -185,9 +199,28 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+// What has become of the wearer, said over the picture: gone (its Presence said so), or
+// silent for STALL_MS (a lost connection it will come back from, or not).
+export function renderWearerState() {
+  let text = '';
+  if (state.joined) {
+    if (state.wearerLeft) text = 'the wearer left';
+    else if (video.lastMediaAt && performance.now() - video.lastMediaAt > STALL_MS) {
+      text = 'connection lost — reconnecting…';
+    }
+  }
+  if (el.wearerState.textContent !== text) el.wearerState.textContent = text;
+  el.wearerState.hidden = !text;
+  el.frame.classList.toggle('stale', Boolean(text));
+  return Boolean(text);
+}
+
 function renderStats() {
   const now = performance.now();
   while (stats.bytes.length && now - stats.bytes[0][0] > 1000) stats.bytes.shift();
+  while (stats.drawnAt.length && now - stats.drawnAt[0] > 1000) stats.drawnAt.shift();
+  // A stalled stream has no delay to speak of, rather than the last one growing stale.
+  if (renderWearerState()) stats.delays.length = 0;
   const kbits = (stats.bytes.reduce((sum, [, n]) => sum + n, 0) * 8) / 1000;
   const delay = median(stats.delays) / 1000;
   const set = (name, text) => {
@@ -195,9 +228,12 @@ function renderStats() {
   };
   set('bitrate', `${Math.round(kbits)} kbit/s`);
   set('delay', Number.isFinite(delay) ? `delay ${delay.toFixed(0)} ms` : 'delay – ms');
+  set('fps', `${stats.drawnAt.length} fps`);
+  set('size', state.current ? `${el.video.width}×${el.video.height}` : '–');
   set('decoded', `${stats.decoded} decoded`);
   set('dropped', `${stats.dropped} dropped`);
   set('transport', state.link?.kind ?? '–');
 }
 
 setInterval(renderStats, 250);
+setInterval(renderWearerState, STALL_CHECK_MS);

@@ -4,6 +4,7 @@
 //
 // With OUTREACH=1 it opens the outreach view instead of a session ({"step":"outreach"}).
 // With HOSTILE_TEXT=1 it joins and reports how people's text is shown ({"step":"hostile"}).
+// With WEARER_GONE=1 it reports how long the page takes to say the wearer is gone ({"step":"shown"}).
 // With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
 // Environment: CONSOLE_URL, AGENT_TOKEN, SESSION_ID, SHOTS_DIR; BLOCK_UDP=1 sends the page's
@@ -129,6 +130,31 @@ async function hostileText(page) {
   await nextCommand('done');
 }
 
+// The test stops the wearer's stream, then closes its connection; each time the page must say
+// so over the picture. Reports how long it took from the test's word, and the stats bar.
+async function wearerGone(page) {
+  await sleep(600); // the stats bar is redrawn every 250 ms
+  emit({ step: 'watching', stats: (await page.textContent('#stats')).replace(/\s+/g, ' ').trim() });
+  for (;;) {
+    const { cmd, text } = await nextCommand('expect', 'done');
+    if (cmd === 'done') return;
+    const start = Date.now();
+    await page.waitForFunction(
+      (t) => {
+        const banner = document.querySelector('#wearer-state');
+        return !banner.hidden && banner.textContent === t;
+      },
+      text,
+      { timeout: 10_000, polling: 50 },
+    );
+    const after_ms = Date.now() - start;
+    const name = text.replace(/[^a-z]+/gi, '-').replace(/-$/, '');
+    await page.screenshot({ path: path.join(env('SHOTS_DIR'), `${name}.png`) });
+    const stats = (await page.textContent('#stats')).replace(/\s+/g, ' ').trim();
+    emit({ step: 'shown', text, after_ms, stats });
+  }
+}
+
 /** Joins `other`, then `first` again, each until it plays; reports the error toasts. */
 async function switchSessions(page, first, other) {
   const drawn = () => page.evaluate(() => Number(document.querySelector('#video').dataset.framesDrawn ?? 0));
@@ -196,6 +222,7 @@ async function main(browser) {
   if (process.env.BENCH_SECONDS) return benchmark(page, Number(process.env.BENCH_SECONDS));
   if (process.env.SWITCH_SESSION) return switchSessions(page, session, process.env.SWITCH_SESSION);
   if (process.env.HOSTILE_TEXT === '1') return hostileText(page);
+  if (process.env.WEARER_GONE === '1') return wearerGone(page);
 
   const video = page.locator('#video');
   await video.screenshot({ path: path.join(shots, 'video-1.png') });

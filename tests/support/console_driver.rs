@@ -28,6 +28,8 @@ pub struct Run {
     pub switch_to: Option<u64>,
     /// Report how the page shows people's text (names, a text mark) once a mark is drawn.
     pub hostile_text: bool,
+    /// Report how soon the page says the wearer is gone, when told to expect it.
+    pub wearer_gone: bool,
 }
 
 /// The Playwright driver, started with its inputs; its steps are read as JSON lines.
@@ -56,6 +58,9 @@ impl Driver {
         }
         if run.hostile_text {
             cmd.env("HOSTILE_TEXT", "1");
+        }
+        if run.wearer_gone {
+            cmd.env("WEARER_GONE", "1");
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))
