@@ -526,7 +526,9 @@ async fn raw_fanout(receivers: usize, trials: usize) -> (f64, f64) {
     let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
     let mut senders = Vec::new();
     for _ in 0..receivers {
-        let client = raw_client(addr, pin).await;
+        // The server must accept for the client's handshake to finish.
+        let accepting = async { server.accept().await.expect("incoming").await };
+        let (client, conn) = tokio::join!(raw_client(addr, pin), accepting);
         let done_tx = done_tx.clone();
         tokio::spawn(async move {
             while let Ok(mut stream) = client.accept_uni().await {
@@ -535,13 +537,7 @@ async fn raw_fanout(receivers: usize, trials: usize) -> (f64, f64) {
                 }
             }
         });
-        let conn = server
-            .accept()
-            .await
-            .expect("incoming")
-            .await
-            .expect("handshake");
-        senders.push(conn);
+        senders.push(conn.expect("server handshake"));
     }
     let on_wire = STREAM_HEADER_LEN + OBJECT_HEADER_LEN + keyframe_size();
     let frame = Bytes::from(vec![0x5au8; on_wire]);
