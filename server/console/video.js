@@ -209,10 +209,11 @@ export function renderWearerState() {
       text = 'connection lost — reconnecting…';
     }
   }
-  if (el.wearerState.textContent !== text) el.wearerState.textContent = text;
+  if (el.wearerState.textContent === text) return;
+  el.wearerState.textContent = text;
   el.wearerState.hidden = !text;
   el.frame.classList.toggle('stale', Boolean(text));
-  return Boolean(text);
+  renderStats();
 }
 
 function renderStats() {
@@ -220,7 +221,7 @@ function renderStats() {
   while (stats.bytes.length && now - stats.bytes[0][0] > 1000) stats.bytes.shift();
   while (stats.drawnAt.length && now - stats.drawnAt[0] > 1000) stats.drawnAt.shift();
   // A stalled stream has no delay to speak of, rather than the last one growing stale.
-  if (renderWearerState()) stats.delays.length = 0;
+  if (!el.wearerState.hidden) stats.delays.length = 0;
   const kbits = (stats.bytes.reduce((sum, [, n]) => sum + n, 0) * 8) / 1000;
   const delay = median(stats.delays) / 1000;
   const set = (name, text) => {
