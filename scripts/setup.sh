@@ -45,8 +45,9 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-# The console tests' driver: playwright-core only (it uses Debian's Chromium, downloads none).
-if [ ! -d tests/console/node_modules/playwright-core ]; then
+# The console tests' driver, playwright-core (it uses Debian's Chromium, downloads none), and
+# the OpenID provider the single sign-on test signs in with, oidc-provider.
+if [ ! -d tests/console/node_modules/playwright-core ] || [ ! -d tests/console/node_modules/oidc-provider ]; then
   npm ci --prefix tests/console --no-audit --no-fund --loglevel=error
 fi
 

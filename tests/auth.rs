@@ -72,14 +72,8 @@ async fn bad_and_revoked_tokens_are_unauthorized() {
     let opts = server.options(Role::Agent, "fst_not-a-real-token");
     assert_eq!(refused(connect(&opts).await), ErrorCode::Unauthorized);
 
-    let token = server.token(Role::Agent, "leaver").await;
+    let (id, token) = server.token_with_id(Role::Agent, "leaver").await;
     let store = &server.running.shared.store;
-    let id = store
-        .verify_token(&token)
-        .await
-        .expect("db")
-        .expect("live")
-        .id;
     assert!(store.revoke_token(id).await.expect("db"));
     let opts = server.options(Role::Agent, &token);
     assert_eq!(refused(connect(&opts).await), ErrorCode::Unauthorized);
@@ -91,22 +85,10 @@ async fn bad_and_revoked_tokens_are_unauthorized() {
 async fn expired_and_revoked_tokens_are_refused_with_their_reason() {
     let server = TestServer::start().await;
     let store = &server.running.shared.store;
-    let expired = server.token(Role::Agent, "last-year").await;
-    let id = store
-        .verify_token(&expired)
-        .await
-        .expect("db")
-        .expect("live")
-        .id;
+    let (id, expired) = server.token_with_id(Role::Agent, "last-year").await;
     let past = farsight_store::now_micros() - 1;
     store.set_token_expiry(id, past).await.expect("db");
-    let revoked = server.token(Role::Agent, "gone").await;
-    let id = store
-        .verify_token(&revoked)
-        .await
-        .expect("db")
-        .expect("live")
-        .id;
+    let (id, revoked) = server.token_with_id(Role::Agent, "gone").await;
     store.revoke_token(id).await.expect("db");
 
     let http = format!("http://{}/v1/sessions", server.running.http_addr);
@@ -144,13 +126,7 @@ async fn a_token_limited_to_one_session_reaches_only_that_session() {
     let store = &server.running.shared.store;
     let invited = server.connect(Role::Wearable, "invited-to").await;
     let other = server.connect(Role::Wearable, "not-invited-to").await;
-    let guest = server.token(Role::Agent, "guest").await;
-    let id = store
-        .verify_token(&guest)
-        .await
-        .expect("db")
-        .expect("live")
-        .id;
+    let (id, guest) = server.token_with_id(Role::Agent, "guest").await;
     store
         .set_token_session(id, invited.session.0 as i64)
         .await

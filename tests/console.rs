@@ -611,3 +611,117 @@ async fn the_console_says_within_2_s_when_the_wearer_goes() {
     eprintln!("connection lost said after {lost_after:?}, wearer left after {left_after:?}");
     driver.finish().await;
 }
+
+/// Single sign-on against a real OpenID provider (the certified `oidc-provider` from npm, its
+/// development login form): an account without a Farsight group is told so; a support lead
+/// lands in the console as a supervisor and watches a session; the sign-in lives in a cookie
+/// the page cannot read; signing out ends it; each step is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_sign_in_with_single_sign_on() {
+    use farsight_server::sso::SsoConfig;
+    use tokio::io::AsyncBufReadExt;
+
+    // The provider must know Farsight's callback, so Farsight's port is chosen first.
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let redirect = format!("http://127.0.0.1:{http_port}/v1/auth/callback");
+    let mut provider = tokio::process::Command::new("node")
+        .arg(console_driver::console_dir().join("oidc.mjs"))
+        .env("REDIRECT_URI", &redirect)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = tokio::io::BufReader::new(provider.stdout.take().expect("piped")).lines();
+    let first = tokio::time::timeout(STEP_TIMEOUT, lines.next_line())
+        .await
+        .expect("the provider starts")
+        .expect("readable")
+        .expect("a line");
+    let issuer = serde_json::from_str::<Value>(&first).expect("JSON")["issuer"]
+        .as_str()
+        .expect("issuer")
+        .to_string();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ServeConfig {
+        http_listen: ([127, 0, 0, 1], http_port).into(),
+        oidc: Some(SsoConfig {
+            issuer,
+            client_id: "farsight".into(),
+            client_secret: Some("farsight-test-secret".into()),
+            redirect_url: redirect,
+            scopes: vec!["openid".into(), "profile".into(), "groups".into()],
+            roles_claim: "groups".into(),
+            agent: vec!["support-agents".into()],
+            supervisor: vec!["support-leads".into()],
+            session_hours: 8,
+        }),
+        ..ServeConfig::ephemeral(&dir.path().join("data"))
+    };
+    let server = TestServer::start_in(dir, config).await;
+    let wearable = server.connect(Role::Wearable, "glasses").await;
+    let session = wearable.session;
+    let publishing = publish_test_pattern(wearable, 90, None);
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-sso");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        sso: true,
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), "", session.0, &shots, run);
+    let refused = driver.step("refused").await;
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("sam") && t.contains("no Farsight role")),
+        "{refused}"
+    );
+    let signed_in = driver.step("signed-in").await;
+    assert_eq!(signed_in["me"], "Grace Hopper · supervisor", "{signed_in}");
+    assert_eq!(signed_in["cookie"]["httpOnly"], true, "{signed_in}");
+    assert_eq!(signed_in["cookie"]["sameSite"], "Strict", "{signed_in}");
+    assert_eq!(signed_in["page_sees_cookie"], false, "{signed_in}");
+    assert_eq!(
+        signed_in["stored"],
+        Value::Null,
+        "nothing in sessionStorage"
+    );
+    let watchers = server
+        .running
+        .shared
+        .relay
+        .session(session)
+        .expect("live")
+        .watchers;
+    assert_eq!(
+        watchers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["Grace Hopper"]
+    );
+
+    driver.command(serde_json::json!({"cmd": "sign-out"})).await;
+    driver.step("signed-out").await;
+    let store = &server.running.shared.store;
+    let tokens = store.list_tokens().await.expect("tokens");
+    let grace = tokens
+        .iter()
+        .find(|t| t.name == "Grace Hopper")
+        .expect("the sign-in is a token");
+    assert!(grace.revoked_at.is_some(), "signing out revoked it");
+    assert!(grace.expires_at.is_some(), "a sign-in expires");
+    let log = store.audit_log(50).await.expect("audit");
+    let did = |action: &str, actor: &str| {
+        log.iter()
+            .any(|e| e.action.as_str() == action && e.actor == actor)
+    };
+    assert!(did("sign_in_refused", "127.0.0.1"), "{log:?}");
+    assert!(did("sign_in", "Grace Hopper"), "{log:?}");
+    assert!(did("join", "Grace Hopper"), "{log:?}");
+    assert!(did("sign_out", "Grace Hopper"), "{log:?}");
+    driver.finish().await;
+    publishing.abort();
+}

@@ -37,7 +37,8 @@ async function connect(token, role = P.Role.agent) {
     if (state.welcomed) toast('Connection lost; reconnecting…', 'info');
     state.welcomed = false;
     resetVideo();
-    setTimeout(() => state.signedIn && state.token === token && connect(token, state.role), state.reconnectDelay);
+    // state.token, not token: a single sign-on ticket may have been renewed meanwhile.
+    setTimeout(() => state.signedIn && connect(state.token, state.role), state.reconnectDelay);
     state.reconnectDelay = Math.min(state.reconnectDelay * 2, 10000);
   };
   try {
@@ -109,7 +110,7 @@ function onWelcome(m) {
   state.signedIn = true;
   state.reconnectDelay = 1000;
   state.me = { id: m.participant, name: m.name };
-  sessionStorage.setItem(TOKEN_KEY, state.token);
+  if (!state.sso) sessionStorage.setItem(TOKEN_KEY, state.token);
   el.signinError.hidden = true;
   el.signinError.textContent = '';
   el.signinView.hidden = true;
@@ -290,6 +291,11 @@ document.addEventListener('keydown', (event) => {
 export function signOut(forgetField = true) {
   showView('assist');
   sessionStorage.removeItem(TOKEN_KEY);
+  if (state.sso) {
+    state.sso = false;
+    clearTimeout(state.ticketTimer);
+    fetch('/v1/auth/logout', { method: 'POST' }).catch(() => {});
+  }
   clearInterval(state.queueTimer);
   const link = state.link;
   state.link = null;
@@ -319,5 +325,40 @@ el.signin.addEventListener('submit', (event) => {
 
 $('#signout').addEventListener('click', () => signOut());
 
-const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) connect(saved);
+// ---- single sign-on ----
+
+// A page signed in by the company's identity provider holds a cookie the page cannot read;
+// it trades it for a ticket, used like a token and renewed at half its life.
+async function renewTicket() {
+  const response = await fetch('/v1/auth/ticket', { method: 'POST' }).catch(() => null);
+  if (!response?.ok) {
+    if (state.sso && response?.status === 401) signOut(false);
+    return false;
+  }
+  const ticket = await response.json();
+  const first = !state.sso;
+  state.sso = true;
+  state.token = ticket.ticket;
+  clearTimeout(state.ticketTimer);
+  state.ticketTimer = setTimeout(renewTicket, (ticket.expires_in * 1000) / 2);
+  if (first) connect(ticket.ticket, ticket.role === 'supervisor' ? P.Role.supervisor : P.Role.agent);
+  return true;
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  const failed = params.get('sso_error');
+  if (failed) {
+    history.replaceState(null, '', location.pathname);
+    showSigninError(`Single sign-on failed: ${failed}`);
+  }
+  const config = await fetch('/v1/console/config')
+    .then((r) => r.json())
+    .catch(() => ({}));
+  el.sso.hidden = !config.sso;
+  if (config.sso && (await renewTicket())) return;
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) connect(saved);
+}
+
+start();

@@ -9,6 +9,7 @@ export const el = {
   signin: $('#signin'),
   token: $('#token'),
   signinError: $('#signin-error'),
+  sso: $('#sso'),
   app: $('#app'),
   me: $('#me'),
   sessionTitle: $('#session-title'),
@@ -39,6 +40,8 @@ export const state = {
   joined: 0, // the session the relay confirmed (Joined); media before it is from an earlier join
   participants: new Map(),
   wearerLeft: false, // the session's wearer is not connected
+  sso: false, // signed in by single sign-on: state.token is a ticket, renewed by ticketTimer
+  ticketTimer: 0,
   marks: new Map(), // id → mark (see addMark)
   pendingAnchors: new Map(), // AnchorResolved that arrived before its Annotate
   ownOrder: [],

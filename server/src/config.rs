@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use farsight_outreach::policy::PolicyConfig;
 
+use crate::sso::SsoConfig;
+
 /// Options every subcommand that touches storage shares.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct StorageArgs {
@@ -126,6 +128,7 @@ fn default_interval() -> u64 {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     outreach: Option<PolicyConfig>,
+    oidc: Option<SsoConfig>,
     dialer: Option<DialerConfig>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
@@ -154,6 +157,8 @@ pub struct ServeConfig {
     pub insecure_http: bool,
     pub outreach: PolicyConfig,
     pub dialer: Option<DialerConfig>,
+    /// Single sign-on for agents and supervisors (the `[oidc]` table).
+    pub oidc: Option<SsoConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +268,7 @@ impl ServeConfig {
             insecure_http: serve.insecure_http || file.insecure_http.unwrap_or(false),
             outreach: file.outreach.unwrap_or_default(),
             dialer: file.dialer,
+            oidc: file.oidc,
         })
     }
 
@@ -280,6 +286,7 @@ impl ServeConfig {
             insecure_http: false,
             outreach: PolicyConfig::default(),
             dialer: None,
+            oidc: None,
         }
     }
 }

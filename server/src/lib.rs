@@ -13,6 +13,7 @@ pub mod outreach;
 pub mod probe;
 pub mod quic;
 pub mod relay;
+pub mod sso;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,10 @@ pub struct Shared {
     pub webtransport: gateway::WebTransportInfo,
     /// The console and API are served over TLS (with `--cert/--key`).
     pub https: bool,
+    /// Single sign-on, when an `[oidc]` table configures it.
+    pub sso: Option<sso::Sso>,
+    /// What pages signed in by single sign-on present.
+    pub tickets: Arc<sso::ticket::Tickets>,
 }
 
 /// A server started by [`start`]; dropping it does not stop it, call [`Running::shutdown`].
@@ -269,10 +274,19 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         ..farsight_relay::Config::default()
     };
     let limits = Arc::new(limits::AddressLimits::default());
+    let tickets = Arc::new(sso::ticket::Tickets::default());
     let shared = Arc::new(Shared {
+        sso: config.oidc.clone().map(sso::Sso::new),
+        tickets: tickets.clone(),
         https: config.cert.is_some(),
         policy: policy.clone(),
-        relay: Relay::new(relay_config, store.clone(), metrics.clone(), limits.clone()),
+        relay: Relay::new(
+            relay_config,
+            store.clone(),
+            metrics.clone(),
+            limits.clone(),
+            tickets,
+        ),
         store,
         metrics,
         limits,

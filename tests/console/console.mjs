@@ -4,6 +4,9 @@
 //
 // With OUTREACH=1 it opens the outreach view instead of a session ({"step":"outreach"}).
 // With HOSTILE_TEXT=1 it joins and reports how people's text is shown ({"step":"hostile"}).
+// With SSO=1 it signs in through the identity provider's login form instead of with a token:
+// first as "sam" (no Farsight role), then as "grace" ({"step":"refused"}, "signed-in",
+// "signed-out").
 // With WEARER_GONE=1 it reports how long the page takes to say the wearer is gone ({"step":"shown"}).
 // With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
@@ -180,6 +183,51 @@ async function switchSessions(page, first, other) {
   emit({ step: 'switched', errors, title });
 }
 
+// Through the console's single sign-on button and the provider's development login form.
+async function ssoSignIn(page, url, login) {
+  await page.goto(url);
+  await page.locator('#sso').click();
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill('any password');
+  await page.locator('button.login-submit').click();
+  await page.getByRole('button', { name: 'Continue' }).click();
+}
+
+async function singleSignOn(browser, page, url, session) {
+  // An account without a Farsight group, in a browser context of its own.
+  const stranger = await browser.newPage();
+  stranger.setDefaultTimeout(TIMEOUT_MS);
+  await ssoSignIn(stranger, url, 'sam');
+  await stranger.locator('#signin-error').waitFor({ state: 'visible' });
+  await stranger.screenshot({ path: path.join(env('SHOTS_DIR'), 'refused.png') });
+  emit({ step: 'refused', text: await stranger.textContent('#signin-error') });
+  await stranger.close();
+
+  await ssoSignIn(page, url, 'grace');
+  await page.locator('#app').waitFor({ state: 'visible' });
+  await page.locator(`button.join[data-session="${session}"]`).click();
+  await page.waitForFunction(() => Number(document.querySelector('#video')?.dataset.framesDrawn ?? 0) >= 5);
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'signed-in.png') });
+  const cookie = (await page.context().cookies()).find((c) => c.name === 'farsight_session');
+  const seen = await page.evaluate(() => ({
+    page_sees_cookie: document.cookie.includes('farsight_session'),
+    stored: sessionStorage.getItem('farsight.token'),
+  }));
+  emit({
+    step: 'signed-in',
+    me: await page.textContent('#me'),
+    cookie: cookie && { httpOnly: cookie.httpOnly, sameSite: cookie.sameSite },
+    ...seen,
+  });
+
+  await nextCommand('sign-out');
+  await page.click('#signout');
+  await page.locator('#signin-view').waitFor({ state: 'visible' });
+  await page.waitForFunction(async () => (await fetch('/v1/auth/ticket', { method: 'POST' })).status === 401);
+  emit({ step: 'signed-out' });
+  await nextCommand('done');
+}
+
 // Points the page's WebTransport at a socket that reads nothing and answers nothing.
 async function blockUdp(page) {
   const sink = dgram.createSocket('udp4');
@@ -195,7 +243,7 @@ async function blockUdp(page) {
 
 async function main(browser) {
   const url = env('CONSOLE_URL');
-  const token = env('AGENT_TOKEN');
+  const token = process.env.SSO === '1' ? null : env('AGENT_TOKEN');
   const session = env('SESSION_ID');
   const shots = env('SHOTS_DIR');
   mkdirSync(shots, { recursive: true });
@@ -207,6 +255,7 @@ async function main(browser) {
   });
   page.on('pageerror', (error) => emit({ step: 'console', text: String(error?.stack ?? error) }));
   if (process.env.BLOCK_UDP === '1') await blockUdp(page);
+  if (process.env.SSO === '1') return singleSignOn(browser, page, url, session);
 
   // 1. Sign in, join, watch.
   await page.goto(url);

@@ -30,6 +30,8 @@ pub struct Run {
     pub hostile_text: bool,
     /// Report how soon the page says the wearer is gone, when told to expect it.
     pub wearer_gone: bool,
+    /// Sign in through the single sign-on button, not with the token.
+    pub sso: bool,
 }
 
 /// The Playwright driver, started with its inputs; its steps are read as JSON lines.
@@ -61,6 +63,9 @@ impl Driver {
         }
         if run.wearer_gone {
             cmd.env("WEARER_GONE", "1");
+        }
+        if run.sso {
+            cmd.env("SSO", "1");
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))

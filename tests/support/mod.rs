@@ -48,14 +48,19 @@ impl TestServer {
     }
 
     pub async fn token(&self, role: Role, name: &str) -> String {
-        let (_, secret) = self
+        self.token_with_id(role, name).await.1
+    }
+
+    /// A new token's id (to change it in the store) and secret.
+    pub async fn token_with_id(&self, role: Role, name: &str) -> (i64, String) {
+        let (record, secret) = self
             .running
             .shared
             .store
             .create_token(role, name)
             .await
             .expect("token created");
-        secret
+        (record.id, secret)
     }
 
     pub fn options(&self, role: Role, token: &str) -> ConnectOptions {

@@ -12,6 +12,7 @@ use super::{Store, StoreError, new_id, now_micros};
 pub enum AuditAction {
     SignIn,
     SignInRefused,
+    SignOut,
     Join,
     Leave,
     Annotate,
@@ -23,9 +24,10 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 10] = [
+    const ALL: [AuditAction; 11] = [
         Self::SignIn,
         Self::SignInRefused,
+        Self::SignOut,
         Self::Join,
         Self::Leave,
         Self::Annotate,
@@ -40,6 +42,7 @@ impl AuditAction {
         match self {
             Self::SignIn => "sign_in",
             Self::SignInRefused => "sign_in_refused",
+            Self::SignOut => "sign_out",
             Self::Join => "join",
             Self::Leave => "leave",
             Self::Annotate => "annotate",

@@ -269,15 +269,29 @@ impl Store {
             .bind(hash_token(secret))
             .fetch_optional(&self.pool)
             .await?;
-        let Some(record) = row.as_ref().map(record).transpose()? else {
-            return Ok(TokenCheck::Unknown);
-        };
-        Ok(if record.revoked_at.is_some() {
-            TokenCheck::Revoked
-        } else if record.expires_at.is_some_and(|at| at <= now_micros()) {
-            TokenCheck::Expired
-        } else {
-            TokenCheck::Valid(record)
-        })
+        judge(row.as_ref().map(record).transpose()?)
     }
+
+    /// Whether the token with this id is live, and if not, why.
+    pub async fn check_token_id(&self, id: i64) -> Result<TokenCheck, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        judge(row.as_ref().map(record).transpose()?)
+    }
+}
+
+/// A looked-up token as a check: unknown, revoked, expired or valid.
+fn judge(found: Option<TokenRecord>) -> Result<TokenCheck, StoreError> {
+    let Some(record) = found else {
+        return Ok(TokenCheck::Unknown);
+    };
+    Ok(if record.revoked_at.is_some() {
+        TokenCheck::Revoked
+    } else if record.expires_at.is_some_and(|at| at <= now_micros()) {
+        TokenCheck::Expired
+    } else {
+        TokenCheck::Valid(record)
+    })
 }

@@ -97,7 +97,8 @@ pub async fn file(Path(name): Path<String>) -> Response {
 /// How the page opens WebTransport: port, path, and the certificate hash to pin when the
 /// server runs on its development certificate. Public: it holds nothing secret.
 pub async fn config(State(shared): State<Arc<crate::Shared>>) -> Response {
-    Json(serde_json::json!({ "webtransport": shared.webtransport })).into_response()
+    Json(serde_json::json!({ "webtransport": shared.webtransport, "sso": shared.sso.is_some() }))
+        .into_response()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod console;
 pub mod headers;
 mod outreach;
+mod sso;
 mod throttle;
 pub mod tls;
 
@@ -33,6 +34,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/audit", get(get_audit))
         .merge(outreach::routes())
+        .merge(sso::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             throttle::failed_sign_ins,
@@ -133,7 +135,7 @@ async fn authorize_scoped(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthorized)?;
-    let check = shared.store.check_token(secret.trim()).await?;
+    let check = crate::sso::check_secret(&shared.store, &shared.tickets, secret.trim()).await?;
     if let Some(why) = check.refusal() {
         return Err(ApiError::TokenRefused(why));
     }

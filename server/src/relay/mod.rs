@@ -21,6 +21,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::limits::AddressLimits;
 use crate::metrics::Metrics;
+use crate::sso::check_secret;
+use crate::sso::ticket::Tickets;
 use farsight_store::{Actor, AuditAction, Store, StoreError, TokenCheck, new_id};
 
 /// How long a write may wait on a peer that takes none of it before the connection is
@@ -92,6 +94,7 @@ pub struct Relay {
     store: Store,
     metrics: Arc<Metrics>,
     limits: Arc<AddressLimits>,
+    tickets: Arc<Tickets>,
 }
 
 /// One connection's place in the relay. Dropping it tells the relay the connection is
@@ -177,7 +180,7 @@ impl MemberHandle {
             let message = format!("too many failed sign-ins from this address: wait {secs} s");
             return self.fail(ErrorCode::Unauthorized, message);
         }
-        let check = self.relay.store.check_token(&token).await;
+        let check = check_secret(&self.relay.store, &self.relay.tickets, &token).await;
         if matches!(&check, Ok(c) if c.refusal().is_some()) {
             limits.failed(self.peer.ip, now);
         }
@@ -286,6 +289,7 @@ impl Relay {
         store: Store,
         metrics: Arc<Metrics>,
         limits: Arc<AddressLimits>,
+        tickets: Arc<Tickets>,
     ) -> Arc<Self> {
         let relay = Arc::new(Self {
             inner: Mutex::new(Inner {
@@ -300,6 +304,7 @@ impl Relay {
             store,
             metrics,
             limits,
+            tickets,
         });
         tokio::spawn(run_timer(relay.clone()));
         relay
