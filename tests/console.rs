@@ -725,3 +725,59 @@ async fn agents_sign_in_with_single_sign_on() {
     driver.finish().await;
     publishing.abort();
 }
+
+/// Clear takes other agents' marks only when asked twice: the page asks, Escape keeps them,
+/// Enter clears, and Ctrl+Z brings every mark back, anchored again by the wearable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_a_colleagues_marks_asks_first_and_can_be_undone() {
+    let server = TestServer::start().await;
+    let wearable = server.connect(Role::Wearable, "glasses").await;
+    let session = wearable.session;
+    let (marks_tx, mut at_glasses) = mpsc::unbounded_channel();
+    let publishing = publish_test_pattern(wearable, 90, Some(marks_tx));
+    let mut colleague = server.connect(Role::Agent, "Grace").await;
+    colleague.join(session).await.expect("colleague joins");
+    // Drawn on a frame the colleague saw, which the wearable still holds to anchor it.
+    let seen = tokio::time::timeout(Duration::from_secs(20), colleague.watcher().next_object())
+        .await
+        .expect("a frame within 20 s")
+        .expect("publishing");
+    let circle = ControlMessage::Annotate(Annotate {
+        session,
+        id: AnnotationId(7),
+        author: ParticipantId(0),
+        kind: AnnotationKind::Circle,
+        frame: seen.object.frame,
+        points: vec![[0.6, 0.6], [0.65, 0.6]],
+        style: Style::default(),
+        text: String::new(),
+    });
+    colleague.send(&circle).await.expect("sent");
+
+    let agent = server.token(Role::Agent, "Ada").await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-clear-undo");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        clear_undo: true,
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), &agent, session.0, &shots, run);
+    let asked = driver.step("asked").await;
+    assert_eq!(asked["text"], "Clear all 2 marks, 1 of them by others?");
+    let kept = driver.step("kept").await;
+    assert_eq!(kept["marks"], 2, "Escape keeps them");
+    driver.step("restored").await;
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        match at_wearable(&mut at_glasses).await {
+            ControlMessage::Annotate(a) => seen.push(format!("{:?}", a.kind)),
+            ControlMessage::Clear { .. } => seen.push("Clear".into()),
+            _ => {}
+        }
+    }
+    seen[3..].sort();
+    assert_eq!(seen, ["Circle", "Arrow", "Clear", "Arrow", "Circle"]);
+    driver.finish().await;
+    publishing.abort();
+}

@@ -157,6 +157,7 @@ export function join(session, force = false) {
 }
 
 function leaveLocal() {
+  el.confirm.hidden = true;
   state.session = 0;
   state.joined = 0;
   state.participants.clear();
@@ -261,9 +262,27 @@ function act(tool) {
   if (tool === 'freeze') return setFrozen(!state.frozen);
   if (tool === 'erase') return eraseMark();
   if (tool === 'undo') return undo();
-  if (tool === 'clear') return clearAll();
+  if (tool === 'clear') return askToClear();
   if (tool === 'snapshot') return snapshot();
 }
+
+// Clear asks first when it would take other agents' marks too.
+function askToClear() {
+  const question = clearAll();
+  if (!question) return;
+  el.confirmText.textContent = question;
+  el.confirm.hidden = false;
+}
+
+function answerClear(clear) {
+  el.confirm.hidden = true;
+  if (clear) clearAll(true);
+}
+
+el.confirm.addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-confirm]');
+  if (button) answerClear(button.dataset.confirm === 'yes');
+});
 
 el.tools.addEventListener('click', (event) => {
   const button = event.target.closest('button[data-tool]');
@@ -275,6 +294,13 @@ const SHORTCUTS = { a: 'arrow', c: 'circle', i: 'ink', t: 'text', f: 'freeze', x
 document.addEventListener('keydown', (event) => {
   if (el.app.hidden || event.target.closest?.('input, textarea, select')) return;
   const key = event.key.toLowerCase();
+  if (!el.confirm.hidden) {
+    if (key === 'enter' || key === 'escape') {
+      event.preventDefault();
+      answerClear(key === 'enter');
+    }
+    return;
+  }
   if ((event.ctrlKey || event.metaKey) && key === 'z') {
     event.preventDefault();
     return undo();

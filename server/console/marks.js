@@ -2,7 +2,7 @@
 // others, and re-projected into every frame once the wearable anchors them in 3D.
 
 import * as P from './protocol.js';
-import { project, fromNormalised, clientToImage } from './camera.js';
+import { project, fromNormalised, toNormalised, clientToImage } from './camera.js';
 import { el, state, exposed, toast } from './ui.js';
 import { send } from './link.js';
 
@@ -50,6 +50,7 @@ export function removeMark(id) {
 }
 
 export function clearMarks() {
+  state.lastClear = null;
   state.marks.clear();
   state.pendingAnchors.clear();
   state.ownOrder = [];
@@ -63,23 +64,29 @@ function newMarkId() {
   return (hi & 0x1fffff) * 2 ** 32 + lo || 1;
 }
 
-function sendMark(kind, points, text = '') {
-  if (!state.current || !state.session) return;
+// A new mark of this page's, on `frame` (the one shown, unless given).
+function sendMark(kind, points, text = '', style = {}) {
+  if (!state.current || !state.session) return false;
   const message = {
     type: 'Annotate',
     session: state.session,
     id: newMarkId(),
     author: 0,
     kind,
-    frame: state.current.frame,
+    frame: style.frame ?? state.current.frame,
     points: points.map(([x, y]) => [clamp01(x), clamp01(y)]),
-    rgba: P.DEFAULT_RGBA,
-    width: P.DEFAULT_WIDTH,
+    rgba: style.rgba ?? P.DEFAULT_RGBA,
+    width: style.width ?? P.DEFAULT_WIDTH,
     text,
   };
-  if (!send(message)) return toast('Not connected.');
+  if (!send(message)) {
+    toast('Not connected.');
+    return false;
+  }
+  state.lastClear = null; // a new mark makes Ctrl+Z take back the mark, not the Clear
   exposed.lastAnnotate = { ...message, points: message.points.map((p) => [...p]) };
   addMark(message, true);
+  return true;
 }
 
 function clamp01(v) {
@@ -94,16 +101,48 @@ export function eraseMark() {
 }
 
 export function undo() {
+  if (state.lastClear) return restoreCleared();
   const id = state.ownOrder.at(-1);
   if (id === undefined) return;
   send({ type: 'Erase', session: state.session, id });
   removeMark(id);
 }
 
-export function clearAll() {
-  if (!state.session) return;
-  send({ type: 'Clear', session: state.session });
+// Clear takes every mark away, other agents' too: with theirs among them it asks first.
+// Returns the question to put, or null when it cleared (or there was nothing to clear).
+export function clearAll(confirmed = false) {
+  if (!state.session || !state.marks.size) return null;
+  const marks = [...state.marks.values()];
+  const others = marks.filter((m) => !m.own).length;
+  if (others && !confirmed) {
+    if (others === marks.length) return `Clear ${others === 1 ? 'the mark' : `all ${others} marks`} by others?`;
+    return `Clear all ${marks.length} marks, ${others} of them by others?`;
+  }
+  if (!send({ type: 'Clear', session: state.session })) {
+    toast('Not connected.');
+    return null;
+  }
   clearMarks();
+  state.lastClear = marks;
+  toast(`Cleared ${marks.length} ${marks.length === 1 ? 'mark' : 'marks'}. Ctrl+Z brings them back.`, 'info');
+  return null;
+}
+
+// Undoing a Clear draws its marks again as this page's: an anchored mark where it stands on
+// the picture now shown (the wearable anchors it afresh there), any other as first drawn.
+function restoreCleared() {
+  const marks = state.lastClear;
+  state.lastClear = null;
+  const { width, height } = el.video;
+  const inside = ([u, v]) => u >= 0 && v >= 0 && u <= width && v <= height;
+  let restored = 0;
+  for (const m of marks) {
+    const inView = Boolean(m.world && m.placed?.every(inside) && state.current);
+    const points = inView ? m.placed.map((p) => toNormalised(p, width, height)) : m.points;
+    const style = { rgba: m.rgba, width: m.width, frame: inView ? state.current.frame : m.frame };
+    if (sendMark(m.kind, points, m.text, style)) restored += 1;
+  }
+  toast(`Brought back ${restored} ${restored === 1 ? 'mark' : 'marks'}.`, 'info');
 }
 
 function rgbaCss(rgba) {

@@ -22,6 +22,8 @@ export const el = {
   frame: $('#frame'),
   placeholder: $('#placeholder'),
   wearerState: $('#wearer-state'),
+  confirm: $('#confirm'),
+  confirmText: $('#confirm-text'),
   video: $('#video'),
   marks: $('#marks'),
   labelInput: $('#label-input'),
@@ -45,6 +47,7 @@ export const state = {
   marks: new Map(), // id → mark (see addMark)
   pendingAnchors: new Map(), // AnchorResolved that arrived before its Annotate
   ownOrder: [],
+  lastClear: null, // the marks the last Clear removed, until Ctrl+Z or a new mark
   selected: null,
   tool: 'arrow',
   frozen: false,

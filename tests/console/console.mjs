@@ -7,6 +7,8 @@
 // With SSO=1 it signs in through the identity provider's login form instead of with a token:
 // first as "sam" (no Farsight role), then as "grace" ({"step":"refused"}, "signed-in",
 // "signed-out").
+// With CLEAR_UNDO=1 it draws an arrow beside a colleague's mark, is asked before Clear takes
+// both, keeps them once, clears them, and brings them back with Ctrl+Z ({"step":"restored"}).
 // With WEARER_GONE=1 it reports how long the page takes to say the wearer is gone ({"step":"shown"}).
 // With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
@@ -183,6 +185,36 @@ async function switchSessions(page, first, other) {
   emit({ step: 'switched', errors, title });
 }
 
+const anchoredMarks = (page, n) =>
+  page.waitForFunction((count) => window.farsightConsole.marks.length === count, n);
+
+async function clearAndUndo(page) {
+  await anchoredMarks(page, 1); // the colleague's, anchored by the wearable
+  await page.keyboard.press('a');
+  const box = await page.locator('#marks').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.3);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.45, box.y + box.height * 0.4, { steps: 4 });
+  await page.mouse.up();
+  await anchoredMarks(page, 2);
+  await page.keyboard.press('x');
+  await page.locator('#confirm').waitFor({ state: 'visible' });
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'asked.png') });
+  emit({ step: 'asked', text: await page.textContent('#confirm-text') });
+  await page.keyboard.press('Escape');
+  await page.locator('#confirm').waitFor({ state: 'hidden' });
+  await sleep(300);
+  emit({ step: 'kept', marks: await page.evaluate(() => window.farsightConsole.marks.length) });
+  await page.keyboard.press('x');
+  await page.keyboard.press('Enter');
+  await anchoredMarks(page, 0);
+  await page.keyboard.press('Control+z');
+  await anchoredMarks(page, 2);
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'restored.png') });
+  emit({ step: 'restored' });
+  await nextCommand('done');
+}
+
 // Through the console's single sign-on button and the provider's development login form.
 async function ssoSignIn(page, url, login) {
   await page.goto(url);
@@ -272,6 +304,7 @@ async function main(browser) {
   if (process.env.SWITCH_SESSION) return switchSessions(page, session, process.env.SWITCH_SESSION);
   if (process.env.HOSTILE_TEXT === '1') return hostileText(page);
   if (process.env.WEARER_GONE === '1') return wearerGone(page);
+  if (process.env.CLEAR_UNDO === '1') return clearAndUndo(page);
 
   const video = page.locator('#video');
   await video.screenshot({ path: path.join(shots, 'video-1.png') });

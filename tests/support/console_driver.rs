@@ -32,6 +32,8 @@ pub struct Run {
     pub wearer_gone: bool,
     /// Sign in through the single sign-on button, not with the token.
     pub sso: bool,
+    /// Draw beside a colleague's mark, clear both (asked first) and bring them back.
+    pub clear_undo: bool,
 }
 
 /// The Playwright driver, started with its inputs; its steps are read as JSON lines.
@@ -66,6 +68,9 @@ impl Driver {
         }
         if run.sso {
             cmd.env("SSO", "1");
+        }
+        if run.clear_undo {
+            cmd.env("CLEAR_UNDO", "1");
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))
