@@ -781,3 +781,46 @@ async fn clearing_a_colleagues_marks_asks_first_and_can_be_undone() {
     driver.finish().await;
     publishing.abort();
 }
+
+/// A refused sign-in is told what happened and what to do, not the protocol's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sign_in_says_what_happened_and_what_to_do() {
+    let server = TestServer::start().await;
+    let store = &server.running.shared.store;
+    let (revoked_id, revoked) = server.token_with_id(Role::Agent, "gone").await;
+    store.revoke_token(revoked_id).await.expect("db");
+    let (expired_id, expired) = server.token_with_id(Role::Agent, "last-year").await;
+    let past = farsight_store::now_micros() - 1;
+    store.set_token_expiry(expired_id, past).await.expect("db");
+    let wearable = server.token(Role::Wearable, "glasses").await;
+    let tokens = serde_json::json!(["fst_never-issued", revoked, expired, wearable]).to_string();
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-signin-errors");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        signin_tokens: Some(tokens.leak()),
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), "", 0, &shots, run);
+    let seen = driver.step("signin-errors").await;
+    let texts: Vec<&str> = seen["texts"]
+        .as_array()
+        .expect("texts")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let starts = [
+        "This token is not known. Check that it was pasted whole",
+        "This token was revoked. Ask your administrator",
+        "This token has expired. Ask your administrator",
+        "This token is not for the console",
+    ];
+    assert_eq!(texts.len(), starts.len(), "{seen}");
+    for (text, start) in texts.iter().zip(starts) {
+        assert!(
+            text.starts_with(start),
+            "{text:?} should start with {start:?}"
+        );
+    }
+    driver.finish().await;
+}

@@ -7,6 +7,7 @@ import { openLink } from './transport.js';
 import { send } from './link.js';
 import { showView } from './outreach.js';
 import { $, el, state, toast } from './ui.js';
+import { explain } from './errors.js';
 import { refreshQueue, showMembership, startQueue } from './queue.js';
 import { onMedia, renderWearerState, requestKeyframe, resetVideo } from './video.js';
 import { KIND_BY_TOOL, addMark, clearAll, clearMarks, eraseMark, onAnchor, removeMark, undo } from './marks.js';
@@ -31,7 +32,9 @@ async function connect(token, role = P.Role.agent) {
     if (state.link !== link && state.link !== attempt) return;
     state.link = null;
     if (!state.signedIn) {
-      if (!el.signinError.textContent) showSigninError('Could not reach the server.');
+      if (!el.signinError.textContent) {
+        showSigninError('Could not reach the server. Check your network, or ask whether the server is running.');
+      }
       return;
     }
     if (state.welcomed) toast('Connection lost; reconnecting…', 'info');
@@ -132,10 +135,10 @@ function onError(m) {
       return;
     }
     signOut(false);
-    showSigninError(m.message || 'Sign-in refused.');
+    showSigninError(explain(m, true));
     return;
   }
-  toast(m.message || `Error ${m.code}`);
+  toast(explain(m));
   if (m.code === P.ErrorCode.NoSuchSession || m.code === P.ErrorCode.NotJoined) {
     if (!state.current) leaveLocal();
   }

@@ -9,6 +9,8 @@
 // "signed-out").
 // With CLEAR_UNDO=1 it draws an arrow beside a colleague's mark, is asked before Clear takes
 // both, keeps them once, clears them, and brings them back with Ctrl+Z ({"step":"restored"}).
+// With SIGNIN_TOKENS (a JSON list) it signs in with each and reports what the page says
+// ({"step":"signin-errors"}).
 // With WEARER_GONE=1 it reports how long the page takes to say the wearer is gone ({"step":"shown"}).
 // With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
@@ -215,6 +217,24 @@ async function clearAndUndo(page) {
   await nextCommand('done');
 }
 
+async function signinErrors(page, tokens) {
+  const texts = [];
+  for (const token of tokens) {
+    const before = await page.textContent('#signin-error');
+    await page.fill('#token', token);
+    await page.click('#signin button[type="submit"]');
+    // Each token here is refused for another reason, so the words change.
+    await page.waitForFunction((old) => {
+      const text = document.querySelector('#signin-error').textContent;
+      return text !== '' && text !== old;
+    }, before);
+    texts.push(await page.textContent('#signin-error'));
+  }
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'signin-error.png') });
+  emit({ step: 'signin-errors', texts });
+  await nextCommand('done');
+}
+
 // Through the console's single sign-on button and the provider's development login form.
 async function ssoSignIn(page, url, login) {
   await page.goto(url);
@@ -275,7 +295,7 @@ async function blockUdp(page) {
 
 async function main(browser) {
   const url = env('CONSOLE_URL');
-  const token = process.env.SSO === '1' ? null : env('AGENT_TOKEN');
+  const token = process.env.SSO === '1' || process.env.SIGNIN_TOKENS ? null : env('AGENT_TOKEN');
   const session = env('SESSION_ID');
   const shots = env('SHOTS_DIR');
   mkdirSync(shots, { recursive: true });
@@ -291,6 +311,7 @@ async function main(browser) {
 
   // 1. Sign in, join, watch.
   await page.goto(url);
+  if (process.env.SIGNIN_TOKENS) return signinErrors(page, JSON.parse(process.env.SIGNIN_TOKENS));
   await page.fill('#token', token);
   await page.click('#signin button[type="submit"]');
   await page.locator('#app').waitFor({ state: 'visible' });

@@ -34,6 +34,8 @@ pub struct Run {
     pub sso: bool,
     /// Draw beside a colleague's mark, clear both (asked first) and bring them back.
     pub clear_undo: bool,
+    /// Sign in with each of these (a JSON list) and report what the page says.
+    pub signin_tokens: Option<&'static str>,
 }
 
 /// The Playwright driver, started with its inputs; its steps are read as JSON lines.
@@ -71,6 +73,9 @@ impl Driver {
         }
         if run.clear_undo {
             cmd.env("CLEAR_UNDO", "1");
+        }
+        if let Some(tokens) = run.signin_tokens {
+            cmd.env("SIGNIN_TOKENS", tokens);
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))
