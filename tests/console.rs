@@ -768,9 +768,14 @@ async fn clearing_a_colleagues_marks_asks_first_and_can_be_undone() {
     assert_eq!(kept["marks"], 2, "Escape keeps them");
     driver.step("restored").await;
 
+    // The arrow was drawn green and 8 pt thick, and comes back so.
     let mut seen = Vec::new();
     while seen.len() < 5 {
         match at_wearable(&mut at_glasses).await {
+            ControlMessage::Annotate(a) if a.kind == AnnotationKind::Arrow => {
+                assert_eq!((a.style.rgba, a.style.width), (0x34c759ff, 8.0));
+                seen.push("Arrow".to_string());
+            }
             ControlMessage::Annotate(a) => seen.push(format!("{:?}", a.kind)),
             ControlMessage::Clear { .. } => seen.push("Clear".into()),
             _ => {}

@@ -10,7 +10,19 @@ import { $, el, state, toast } from './ui.js';
 import { explain } from './errors.js';
 import { refreshQueue, showMembership, startQueue } from './queue.js';
 import { onMedia, renderWearerState, requestKeyframe, resetVideo } from './video.js';
-import { KIND_BY_TOOL, addMark, clearAll, clearMarks, eraseMark, onAnchor, removeMark, undo } from './marks.js';
+import {
+  KIND_BY_TOOL,
+  PALETTE,
+  WIDTHS,
+  addMark,
+  clearAll,
+  clearMarks,
+  eraseMark,
+  onAnchor,
+  removeMark,
+  rgbaCss,
+  undo,
+} from './marks.js';
 
 const TOKEN_KEY = 'farsight.token';
 
@@ -226,6 +238,29 @@ function setTool(tool) {
   }
 }
 
+// ---- colour and width of new marks ----
+
+const swatches = [...el.tools.querySelectorAll('.swatch')];
+swatches.forEach((b) => {
+  b.style.background = rgbaCss(PALETTE[Number(b.dataset.colour)]);
+  b.addEventListener('click', () => setColour(Number(b.dataset.colour)));
+});
+
+function setColour(index) {
+  state.style.rgba = PALETTE[index];
+  swatches.forEach((b) => b.classList.toggle('active', Number(b.dataset.colour) === index));
+}
+
+// One step thinner (-1) or thicker (+1), within WIDTHS; the button goes round.
+function stepWidth(step) {
+  const at = WIDTHS.indexOf(state.style.width);
+  const next = step ? Math.min(WIDTHS.length - 1, Math.max(0, at + step)) : (at + 1) % WIDTHS.length;
+  state.style.width = WIDTHS[next];
+  el.widthValue.textContent = String(state.style.width);
+}
+
+el.width.addEventListener('click', () => stepWidth(0));
+
 function setFrozen(frozen, announce = true) {
   if (frozen === state.frozen) return;
   if (frozen && !state.current) return;
@@ -309,6 +344,8 @@ document.addEventListener('keydown', (event) => {
     return undo();
   }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (key >= '1' && key <= String(PALETTE.length)) return setColour(Number(key) - 1);
+  if (key === '[' || key === ']') return stepWidth(key === '[' ? -1 : 1);
   const tool = SHORTCUTS[key];
   if (!tool) return;
   event.preventDefault();

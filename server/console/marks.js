@@ -11,6 +11,11 @@ const MAX_INK_POINTS = 256;
 // The stroke being drawn, while the pointer is down.
 let drag = null;
 
+// The colours and widths a mark may be drawn with (RGBA, points); the first colour is the
+// protocol's default.
+export const PALETTE = [P.DEFAULT_RGBA, 0xffcc00ff, 0x34c759ff, 0x0a84ffff, 0xffffffff];
+export const WIDTHS = [2, P.DEFAULT_WIDTH, 8];
+
 export const KIND_BY_TOOL = { arrow: P.Kind.arrow, circle: P.Kind.circle, ink: P.Kind.ink, text: P.Kind.text };
 const marksCtx = el.marks.getContext('2d');
 
@@ -75,8 +80,8 @@ function sendMark(kind, points, text = '', style = {}) {
     kind,
     frame: style.frame ?? state.current.frame,
     points: points.map(([x, y]) => [clamp01(x), clamp01(y)]),
-    rgba: style.rgba ?? P.DEFAULT_RGBA,
-    width: style.width ?? P.DEFAULT_WIDTH,
+    rgba: style.rgba ?? state.style.rgba,
+    width: style.width ?? state.style.width,
     text,
   };
   if (!send(message)) {
@@ -145,7 +150,7 @@ function restoreCleared() {
   toast(`Brought back ${restored} ${restored === 1 ? 'mark' : 'marks'}.`, 'info');
 }
 
-function rgbaCss(rgba) {
+export function rgbaCss(rgba) {
   const v = rgba >>> 0;
   return `rgba(${v >>> 24}, ${(v >>> 16) & 0xff}, ${(v >>> 8) & 0xff}, ${(v & 0xff) / 255})`;
 }
@@ -290,7 +295,7 @@ el.marks.addEventListener('pointerdown', (event) => {
   drag = {
     tool,
     pixels: () => pixels,
-    preview: () => ({ kind: KIND_BY_TOOL[tool], rgba: P.DEFAULT_RGBA, width: P.DEFAULT_WIDTH }),
+    preview: () => ({ kind: KIND_BY_TOOL[tool], rgba: state.style.rgba, width: state.style.width }),
     move(p) {
       if (tool === 'ink') pixels.push(p);
       else pixels[1] = p;

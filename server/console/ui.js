@@ -23,6 +23,8 @@ export const el = {
   placeholder: $('#placeholder'),
   wearerState: $('#wearer-state'),
   confirm: $('#confirm'),
+  width: $('#width'),
+  widthValue: $('#width-value'),
   confirmText: $('#confirm-text'),
   video: $('#video'),
   marks: $('#marks'),
@@ -47,6 +49,7 @@ export const state = {
   marks: new Map(), // id → mark (see addMark)
   pendingAnchors: new Map(), // AnchorResolved that arrived before its Annotate
   ownOrder: [],
+  style: { rgba: 0xff3b30ff, width: 4 }, // what new marks are drawn with
   lastClear: null, // the marks the last Clear removed, until Ctrl+Z or a new mark
   selected: null,
   tool: 'arrow',

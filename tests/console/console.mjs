@@ -193,6 +193,8 @@ const anchoredMarks = (page, n) =>
 async function clearAndUndo(page) {
   await anchoredMarks(page, 1); // the colleague's, anchored by the wearable
   await page.keyboard.press('a');
+  await page.keyboard.press('3'); // green
+  await page.keyboard.press(']'); // thicker: 8 pt
   const box = await page.locator('#marks').boundingBox();
   await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.3);
   await page.mouse.down();
