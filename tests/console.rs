@@ -829,3 +829,43 @@ async fn a_refused_sign_in_says_what_happened_and_what_to_do() {
     }
     driver.finish().await;
 }
+
+/// Zoomed in, a mark drawn on the enlarged picture reaches the wearable where it was drawn on
+/// the image; panning moves the picture and draws nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_drawn_zoomed_in_lands_where_it_was_drawn() {
+    let server = TestServer::start().await;
+    let wearable = server.connect(Role::Wearable, "glasses").await;
+    let session = wearable.session;
+    let (marks_tx, mut at_glasses) = mpsc::unbounded_channel();
+    let publishing = publish_test_pattern(wearable, 90, Some(marks_tx));
+    let agent = server.token(Role::Agent, "Ada").await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-zoom");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        zoom: true,
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), &agent, session.0, &shots, run);
+    let seen = driver.step("zoomed").await;
+    assert!(
+        seen["zoomed"]
+            .as_str()
+            .is_some_and(|t| t.contains("scale(2)")),
+        "{seen}"
+    );
+    assert_ne!(seen["zoomed"], seen["panned"], "the drag panned: {seen}");
+    assert_eq!(seen["drew_while_panning"], false, "{seen}");
+    let ControlMessage::Annotate(arrow) = at_wearable(&mut at_glasses).await else {
+        panic!("the arrow first");
+    };
+    for (got, want) in arrow.points.iter().zip([[0.4, 0.4], [0.6, 0.55]]) {
+        assert!(
+            (got[0] - want[0]).abs() < 0.01 && (got[1] - want[1]).abs() < 0.01,
+            "{:?} drawn at {want:?}",
+            arrow.points
+        );
+    }
+    driver.finish().await;
+    publishing.abort();
+}

@@ -8,6 +8,7 @@ import { send } from './link.js';
 import { showView } from './outreach.js';
 import { $, el, state, toast } from './ui.js';
 import { explain } from './errors.js';
+import { resetZoom, zoomKey } from './zoom.js';
 import { refreshQueue, showMembership, startQueue } from './queue.js';
 import { onMedia, renderWearerState, requestKeyframe, resetVideo } from './video.js';
 import {
@@ -173,6 +174,7 @@ export function join(session, force = false) {
 
 function leaveLocal() {
   el.confirm.hidden = true;
+  resetZoom();
   state.session = 0;
   state.joined = 0;
   state.participants.clear();
@@ -344,6 +346,7 @@ document.addEventListener('keydown', (event) => {
     return undo();
   }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (zoomKey(event)) return event.preventDefault();
   if (key >= '1' && key <= String(PALETTE.length)) return setColour(Number(key) - 1);
   if (key === '[' || key === ']') return stepWidth(key === '[' ? -1 : 1);
   const tool = SHORTCUTS[key];

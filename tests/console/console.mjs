@@ -11,6 +11,7 @@
 // both, keeps them once, clears them, and brings them back with Ctrl+Z ({"step":"restored"}).
 // With SIGNIN_TOKENS (a JSON list) it signs in with each and reports what the page says
 // ({"step":"signin-errors"}).
+// With ZOOM=1 it zooms in 2×, draws an arrow, and pans with Space held ({"step":"zoomed"}).
 // With WEARER_GONE=1 it reports how long the page takes to say the wearer is gone ({"step":"shown"}).
 // With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
@@ -187,6 +188,32 @@ async function switchSessions(page, first, other) {
   emit({ step: 'switched', errors, title });
 }
 
+// At 2× about the middle, an arrow from 40 %/40 % to 60 %/55 % of the (enlarged) picture
+// must reach the wearable with those coordinates; a drag with Space held pans, drawing nothing.
+async function zoomAndDraw(page) {
+  await page.keyboard.press('+');
+  const box = await page.locator('#marks').boundingBox();
+  const at = (fx, fy) => [box.x + box.width * fx, box.y + box.height * fy];
+  await page.keyboard.press('a');
+  await page.mouse.move(...at(0.4, 0.4));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.6, 0.55), { steps: 4 });
+  await page.mouse.up();
+  const annotate = await page.waitForFunction(() => window.farsightConsole?.lastAnnotate).then((h) => h.jsonValue());
+  const zoomed = await page.evaluate(() => document.querySelector('#frame').style.transform);
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'zoomed.png') });
+  await page.keyboard.down(' ');
+  await page.mouse.move(...at(0.5, 0.5));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.5, 0.5).map((v, i) => v + (i ? 40 : 100)), { steps: 4 });
+  await page.mouse.up();
+  await page.keyboard.up(' ');
+  const panned = await page.evaluate(() => document.querySelector('#frame').style.transform);
+  const last = await page.evaluate(() => window.farsightConsole.lastAnnotate.id);
+  emit({ step: 'zoomed', annotate, zoomed, panned, drew_while_panning: last !== annotate.id });
+  await nextCommand('done');
+}
+
 const anchoredMarks = (page, n) =>
   page.waitForFunction((count) => window.farsightConsole.marks.length === count, n);
 
@@ -328,6 +355,7 @@ async function main(browser) {
   if (process.env.HOSTILE_TEXT === '1') return hostileText(page);
   if (process.env.WEARER_GONE === '1') return wearerGone(page);
   if (process.env.CLEAR_UNDO === '1') return clearAndUndo(page);
+  if (process.env.ZOOM === '1') return zoomAndDraw(page);
 
   const video = page.locator('#video');
   await video.screenshot({ path: path.join(shots, 'video-1.png') });

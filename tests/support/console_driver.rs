@@ -34,6 +34,8 @@ pub struct Run {
     pub sso: bool,
     /// Draw beside a colleague's mark, clear both (asked first) and bring them back.
     pub clear_undo: bool,
+    /// Zoom in, draw, and pan.
+    pub zoom: bool,
     /// Sign in with each of these (a JSON list) and report what the page says.
     pub signin_tokens: Option<&'static str>,
 }
@@ -73,6 +75,9 @@ impl Driver {
         }
         if run.clear_undo {
             cmd.env("CLEAR_UNDO", "1");
+        }
+        if run.zoom {
+            cmd.env("ZOOM", "1");
         }
         if let Some(tokens) = run.signin_tokens {
             cmd.env("SIGNIN_TOKENS", tokens);

@@ -66,6 +66,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/outreach.js"),
     ),
     (
+        "zoom.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/zoom.js"),
+    ),
+    (
         "errors.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/errors.js"),
