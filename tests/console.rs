@@ -766,6 +766,23 @@ async fn clearing_a_colleagues_marks_asks_first_and_can_be_undone() {
     assert_eq!(asked["text"], "Clear all 2 marks, 1 of them by others?");
     let kept = driver.step("kept").await;
     assert_eq!(kept["marks"], 2, "Escape keeps them");
+    // Each mark says whose it is and where the wearable anchored it: the probe measures no
+    // depth, so on the fallback plane.
+    let mut list: Vec<&str> = kept["list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    list.sort();
+    assert_eq!(
+        list,
+        [
+            "Arrow by youon the fallback plane",
+            "Circle by Graceon the fallback plane"
+        ],
+        "{kept}"
+    );
     driver.step("restored").await;
 
     // The arrow was drawn green and 8 pt thick, and comes back so.

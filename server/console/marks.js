@@ -29,22 +29,58 @@ export function addMark(m, own) {
     rgba: m.rgba,
     width: m.width,
     text: m.text,
-    world: state.pendingAnchors.get(m.id) ?? null,
+    world: state.pendingAnchors.get(m.id)?.points ?? null,
+    depth: state.pendingAnchors.get(m.id)?.depth ?? null,
     own,
   });
   state.pendingAnchors.delete(m.id);
   if (own) state.ownOrder.push(m.id);
   renderMarks();
+  renderMarkList();
 }
 
 export function onAnchor(m) {
   const mark = state.marks.get(m.id);
   if (!mark) {
-    state.pendingAnchors.set(m.id, m.points);
+    state.pendingAnchors.set(m.id, m);
     return;
   }
   mark.world = m.points;
+  mark.depth = m.depth;
   renderMarks();
+  renderMarkList();
+}
+
+const KIND_NAMES = { [P.Kind.arrow]: 'Arrow', [P.Kind.circle]: 'Circle', [P.Kind.ink]: 'Ink', [P.Kind.text]: 'Text' };
+
+// Where each mark stands: waiting for the wearable to anchor it, anchored on the object at
+// its measured depth, or on the fallback plane where no depth was measured.
+function markState(mark) {
+  if (!mark.world) return ['pending', 'waiting for the wearable'];
+  if (mark.depth === P.DepthSource.measured) return ['object', 'on the object'];
+  return ['plane', 'on the fallback plane'];
+}
+
+function renderMarkList() {
+  el.markList.replaceChildren(
+    ...[...state.marks.values()].map((mark) => {
+      const li = document.createElement('li');
+      const [key, words] = markState(mark);
+      li.dataset.state = key;
+      const dot = document.createElement('span');
+      dot.className = 'dot';
+      dot.style.background = rgbaCss(mark.rgba);
+      const what = document.createElement('span');
+      const author = mark.own ? 'you' : (state.participants.get(mark.author)?.name ?? 'someone who left');
+      const label = mark.text ? ` “${mark.text}”` : '';
+      what.textContent = `${KIND_NAMES[mark.kind] ?? 'Mark'}${label} by ${author}`;
+      const where = document.createElement('span');
+      where.className = 'state';
+      where.textContent = words;
+      li.append(dot, what, where);
+      return li;
+    }),
+  );
 }
 
 export function removeMark(id) {
@@ -52,6 +88,7 @@ export function removeMark(id) {
   state.ownOrder = state.ownOrder.filter((x) => x !== id);
   if (state.selected === id) state.selected = null;
   renderMarks();
+  renderMarkList();
 }
 
 export function clearMarks() {
@@ -61,6 +98,7 @@ export function clearMarks() {
   state.ownOrder = [];
   state.selected = null;
   renderMarks();
+  renderMarkList();
 }
 
 // Random ids below 2^53, so they survive JSON and JavaScript numbers end to end.

@@ -23,6 +23,7 @@ export const el = {
   placeholder: $('#placeholder'),
   wearerState: $('#wearer-state'),
   confirm: $('#confirm'),
+  markList: $('#mark-list'),
   width: $('#width'),
   widthValue: $('#width-value'),
   confirmText: $('#confirm-text'),

@@ -235,7 +235,8 @@ async function clearAndUndo(page) {
   await page.keyboard.press('Escape');
   await page.locator('#confirm').waitFor({ state: 'hidden' });
   await sleep(300);
-  emit({ step: 'kept', marks: await page.evaluate(() => window.farsightConsole.marks.length) });
+  const list = await page.$$eval('#mark-list li', (items) => items.map((i) => i.textContent));
+  emit({ step: 'kept', marks: await page.evaluate(() => window.farsightConsole.marks.length), list });
   await page.keyboard.press('x');
   await page.keyboard.press('Enter');
   await anchoredMarks(page, 0);
