@@ -886,3 +886,76 @@ async fn a_mark_drawn_zoomed_in_lands_where_it_was_drawn() {
     driver.finish().await;
     publishing.abort();
 }
+
+/// Ending a session for everyone: a colleague's `End` shows as "session ended" and the
+/// session leaves the queue; the page's own End (asked first) stops the wearable's stream;
+/// both sessions are stored as ended and in the audit log with who ended them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_ended_for_everyone() {
+    let server = TestServer::start().await;
+    let mut sessions = Vec::new();
+    let mut publishing = Vec::new();
+    for name in ["glasses-a", "glasses-b"] {
+        let wearable = server.connect(Role::Wearable, name).await;
+        sessions.push(wearable.session);
+        publishing.push(publish_test_pattern(wearable, 90, None));
+    }
+    let mut colleague = server.connect(Role::Agent, "Grace").await;
+    colleague.join(sessions[0]).await.expect("colleague joins");
+    let agent = server.token(Role::Agent, "Ada").await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-end");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let run = Run {
+        end_then: Some(sessions[1].0),
+        ..Run::default()
+    };
+    let mut driver = Driver::start(&server.http("/"), &agent, sessions[0].0, &shots, run);
+    driver.step("watching").await;
+
+    let end = ControlMessage::End {
+        session: sessions[0],
+    };
+    colleague.send(&end).await.expect("sent");
+    driver
+        .command(serde_json::json!({"cmd": "ended-by-other"}))
+        .await;
+    let ended = driver.step("ended").await;
+    assert_eq!(ended["end_button"], false, "{ended}");
+    let i_ended = driver.step("i-ended").await;
+    assert!(
+        i_ended["question"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("End this session for the wearer and every agent?")),
+        "{i_ended}"
+    );
+
+    for (task, session) in publishing.into_iter().zip(&sessions) {
+        let connection = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the wearable stops within 10 s of the End")
+            .expect("published");
+        drop(connection);
+        let stored = server.running.shared.store.session(*session).await;
+        let stored = stored.expect("db").expect("stored");
+        assert!(
+            stored.ended_at.is_some(),
+            "session {session} stored as ended"
+        );
+    }
+    let log = server
+        .running
+        .shared
+        .store
+        .audit_log(100)
+        .await
+        .expect("audit");
+    for (who, session) in [("Grace", sessions[0]), ("Ada", sessions[1])] {
+        assert!(
+            log.iter().any(|e| e.action.as_str() == "end"
+                && e.actor == who
+                && e.session == Some(session.0 as i64)),
+            "{who} ended {session}: {log:?}"
+        );
+    }
+    driver.finish().await;
+}

@@ -206,6 +206,11 @@ pub enum ControlMessage {
     Leave {
         session: SessionId,
     },
+    /// Anyone in a session → server, and server → everyone else in it: the session is over
+    /// for everyone; it cannot be joined or resumed again.
+    End {
+        session: SessionId,
+    },
     /// Server → everyone in a session: someone joined (`present`) or left.
     Presence {
         session: SessionId,
@@ -253,6 +258,7 @@ mod types {
     pub const JOINED: u16 = 0x05;
     pub const LEAVE: u16 = 0x06;
     pub const PRESENCE: u16 = 0x07;
+    pub const END: u16 = 0x08;
     pub const ANNOTATE: u16 = 0x10;
     pub const ANCHOR_RESOLVED: u16 = 0x11;
     pub const ERASE: u16 = 0x12;
@@ -274,6 +280,7 @@ impl ControlMessage {
             Joined { .. } => types::JOINED,
             Leave { .. } => types::LEAVE,
             Presence { .. } => types::PRESENCE,
+            End { .. } => types::END,
             Annotate(_) => types::ANNOTATE,
             AnchorResolved { .. } => types::ANCHOR_RESOLVED,
             Erase { .. } => types::ERASE,
@@ -293,6 +300,7 @@ impl ControlMessage {
             Join { session }
             | Joined { session, .. }
             | Leave { session }
+            | End { session }
             | Presence { session, .. }
             | AnchorResolved { session, .. }
             | Erase { session, .. }
@@ -349,6 +357,7 @@ impl ControlMessage {
             }
             Join { session }
             | Leave { session }
+            | End { session }
             | Clear { session }
             | Unfreeze { session }
             | KeyframeRequest { session } => b.put_u64(session.0),
@@ -402,6 +411,9 @@ impl ControlMessage {
             },
             types::JOINED => read_joined(r)?,
             types::LEAVE => M::Leave {
+                session: read_session(r)?,
+            },
+            types::END => M::End {
                 session: read_session(r)?,
             },
             types::PRESENCE => M::Presence {

@@ -129,6 +129,7 @@ fn control_message() -> impl Strategy<Value = ControlMessage> {
             }
         ),
         session().prop_map(|session| M::Leave { session }),
+        session().prop_map(|session| M::End { session }),
         (session(), participant(), any::<bool>()).prop_map(|(session, participant, present)| {
             M::Presence {
                 session,

@@ -96,6 +96,8 @@ function onControl(m) {
       return onJoined(m);
     case 'Presence':
       return onPresence(m);
+    case 'End':
+      return onEnded(m.session, 'The session was ended for everyone.');
     case 'Annotate':
       if (m.session === state.session) addMark(m, false);
       return;
@@ -161,7 +163,10 @@ function onError(m) {
 
 export function join(session, force = false) {
   if (session === state.session && !force) return;
-  if (state.session && session !== state.session) send({ type: 'Leave', session: state.session });
+  // An ended session has no one left in it to leave.
+  if (state.session && session !== state.session && !state.sessionEnded) {
+    send({ type: 'Leave', session: state.session });
+  }
   leaveLocal();
   state.session = session;
   showMembership();
@@ -174,6 +179,9 @@ export function join(session, force = false) {
 
 function leaveLocal() {
   el.confirm.hidden = true;
+  state.confirmed = null;
+  state.sessionEnded = false;
+  el.endSession.hidden = true;
   resetZoom();
   state.session = 0;
   state.joined = 0;
@@ -188,6 +196,7 @@ function leaveLocal() {
 function onJoined(m) {
   if (m.session !== state.session) return;
   state.joined = m.session;
+  el.endSession.hidden = false;
   showMembership();
   state.participants.clear();
   if (state.me) state.participants.set(state.me.id, { id: state.me.id, role: state.role, name: state.me.name });
@@ -306,23 +315,53 @@ function act(tool) {
   if (tool === 'snapshot') return snapshot();
 }
 
-// Clear asks first when it would take other agents' marks too.
-function askToClear() {
-  const question = clearAll();
-  if (!question) return;
+// The confirmation bar: a question, and what its yes does.
+function confirm(question, yes, action) {
   el.confirmText.textContent = question;
+  el.confirmYes.textContent = yes;
+  state.confirmed = action;
   el.confirm.hidden = false;
 }
 
-function answerClear(clear) {
+function answer(yes) {
+  const action = state.confirmed;
+  state.confirmed = null;
   el.confirm.hidden = true;
-  if (clear) clearAll(true);
+  if (yes) action?.();
 }
 
 el.confirm.addEventListener('click', (event) => {
   const button = event.target.closest('button[data-confirm]');
-  if (button) answerClear(button.dataset.confirm === 'yes');
+  if (button) answer(button.dataset.confirm === 'yes');
 });
+
+// Clear asks first when it would take other agents' marks too.
+function askToClear() {
+  const question = clearAll();
+  if (question) confirm(question, 'Clear', () => clearAll(true));
+}
+
+// Ending is for everyone and cannot be undone: it always asks.
+el.endSession.addEventListener('click', () => {
+  const session = state.joined;
+  if (!session) return;
+  const question = 'End this session for the wearer and every agent? It cannot be joined again.';
+  confirm(question, 'End session', () => {
+    if (!send({ type: 'End', session })) return toast('Not connected.');
+    onEnded(session, 'You ended the session for everyone.');
+  });
+});
+
+function onEnded(session, words) {
+  if (session !== state.session) return;
+  state.sessionEnded = true;
+  el.endSession.hidden = true;
+  state.participants.clear();
+  renderParticipants();
+  renderWearerState();
+  toast(words, 'info');
+  refreshQueue();
+}
 
 el.tools.addEventListener('click', (event) => {
   const button = event.target.closest('button[data-tool]');
@@ -337,7 +376,7 @@ document.addEventListener('keydown', (event) => {
   if (!el.confirm.hidden) {
     if (key === 'enter' || key === 'escape') {
       event.preventDefault();
-      answerClear(key === 'enter');
+      answer(key === 'enter');
     }
     return;
   }

@@ -23,6 +23,8 @@ export const el = {
   placeholder: $('#placeholder'),
   wearerState: $('#wearer-state'),
   confirm: $('#confirm'),
+  confirmYes: $('#confirm-yes'),
+  endSession: $('#end-session'),
   markList: $('#mark-list'),
   width: $('#width'),
   widthValue: $('#width-value'),
@@ -45,6 +47,8 @@ export const state = {
   joined: 0, // the session the relay confirmed (Joined); media before it is from an earlier join
   participants: new Map(),
   wearerLeft: false, // the session's wearer is not connected
+  sessionEnded: false, // someone ended the session shown, for everyone
+  confirmed: null, // what the confirmation bar does on yes
   sso: false, // signed in by single sign-on: state.token is a ticket, renewed by ticketTimer
   ticketTimer: 0,
   marks: new Map(), // id → mark (see addMark)

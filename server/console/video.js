@@ -203,7 +203,8 @@ function median(values) {
 // silent for STALL_MS (a lost connection it will come back from, or not).
 export function renderWearerState() {
   let text = '';
-  if (state.joined) {
+  if (state.sessionEnded) text = 'session ended';
+  else if (state.joined) {
     if (state.wearerLeft) text = 'the wearer left';
     else if (video.lastMediaAt && performance.now() - video.lastMediaAt > STALL_MS) {
       text = 'connection lost — reconnecting…';

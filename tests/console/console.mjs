@@ -12,6 +12,8 @@
 // With SIGNIN_TOKENS (a JSON list) it signs in with each and reports what the page says
 // ({"step":"signin-errors"}).
 // With ZOOM=1 it zooms in 2×, draws an arrow, and pans with Space held ({"step":"zoomed"}).
+// With END_SESSION=<other session> it waits for a colleague to end the first session, then
+// joins the other and ends it itself ({"step":"ended"}, {"step":"i-ended"}).
 // With WEARER_GONE=1 it reports how long the page takes to say the wearer is gone ({"step":"shown"}).
 // With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
@@ -214,6 +216,36 @@ async function zoomAndDraw(page) {
   await nextCommand('done');
 }
 
+const banner = (page, text) =>
+  page.waitForFunction((t) => {
+    const b = document.querySelector('#wearer-state');
+    return !b.hidden && b.textContent === t;
+  }, text);
+
+async function endSessions(page, first, other) {
+  emit({ step: 'watching' });
+  await nextCommand('ended-by-other');
+  await banner(page, 'session ended');
+  await page.waitForFunction((s) => !document.querySelector(`button.join[data-session="${s}"]`), first);
+  emit({ step: 'ended', end_button: await page.isVisible('#end-session') });
+
+  const before = await page.evaluate(() => Number(document.querySelector('#video').dataset.framesDrawn));
+  await page.locator(`button.join[data-session="${other}"]`).click();
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('#video').dataset.framesDrawn) >= n,
+    before + 5,
+  );
+  await page.click('#end-session');
+  await page.locator('#confirm').waitFor({ state: 'visible' });
+  const question = await page.textContent('#confirm-text');
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'end-asked.png') });
+  await page.keyboard.press('Enter');
+  await banner(page, 'session ended');
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'ended.png') });
+  emit({ step: 'i-ended', question });
+  await nextCommand('done');
+}
+
 const anchoredMarks = (page, n) =>
   page.waitForFunction((count) => window.farsightConsole.marks.length === count, n);
 
@@ -357,6 +389,7 @@ async function main(browser) {
   if (process.env.WEARER_GONE === '1') return wearerGone(page);
   if (process.env.CLEAR_UNDO === '1') return clearAndUndo(page);
   if (process.env.ZOOM === '1') return zoomAndDraw(page);
+  if (process.env.END_SESSION) return endSessions(page, session, process.env.END_SESSION);
 
   const video = page.locator('#video');
   await video.screenshot({ path: path.join(shots, 'video-1.png') });

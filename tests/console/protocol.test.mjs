@@ -25,6 +25,7 @@ const SAMPLES = [
     ],
   },
   { type: 'Leave', session: 1234 },
+  { type: 'End', session: 1234 },
   { type: 'Presence', session: 1234, participant: { id: 5, role: P.Role.agent, name: 'bob' }, present: false },
   {
     type: 'Annotate',

@@ -36,6 +36,8 @@ pub struct Run {
     pub clear_undo: bool,
     /// Zoom in, draw, and pan.
     pub zoom: bool,
+    /// See the session ended by a colleague, then join this one and end it.
+    pub end_then: Option<u64>,
     /// Sign in with each of these (a JSON list) and report what the page says.
     pub signin_tokens: Option<&'static str>,
 }
@@ -78,6 +80,9 @@ impl Driver {
         }
         if run.zoom {
             cmd.env("ZOOM", "1");
+        }
+        if let Some(other) = run.end_then {
+            cmd.env("END_SESSION", other.to_string());
         }
         if let Some(tokens) = run.signin_tokens {
             cmd.env("SIGNIN_TOKENS", tokens);

@@ -46,6 +46,8 @@ pub enum Connection {
     Reconnecting,
     /// Every frame was published.
     Ended,
+    /// An agent ended the session for everyone.
+    SessionEnded,
     Failed(String),
 }
 
@@ -81,6 +83,7 @@ impl Hud {
                 self.watchers.clear();
             }
             LinkEvent::Finished => self.connection = Connection::Ended,
+            LinkEvent::SessionEnded => self.connection = Connection::SessionEnded,
             LinkEvent::Failed(reason) => self.connection = Connection::Failed(reason.clone()),
             LinkEvent::Presence {
                 participant,
@@ -147,6 +150,7 @@ impl Hud {
             Connection::Live => ("Live".to_owned(), LIVE),
             Connection::Reconnecting => ("Connection lost, reconnecting".to_owned(), WAITING),
             Connection::Ended => ("Stream ended".to_owned(), PLAIN),
+            Connection::SessionEnded => ("Session ended by an agent".to_owned(), PLAIN),
             Connection::Failed(reason) => (format!("Disconnected: {reason}"), FAILED),
         };
         if self.frozen {

@@ -52,7 +52,8 @@ impl Plugin for LinkPlugin {
                     Err(e) => Err(LinkError::Runtime(e)),
                 };
                 let _ = events_tx.send(match result {
-                    Ok(()) => LinkEvent::Finished,
+                    Ok(Ending::Published) => LinkEvent::Finished,
+                    Ok(Ending::EndedForEveryone) => LinkEvent::SessionEnded,
                     Err(e) => LinkEvent::Failed(e.to_string()),
                 });
             })
@@ -87,6 +88,8 @@ pub enum LinkEvent {
     Agent(ControlMessage),
     /// Every frame was sent and acknowledged; the connection is closed.
     Finished,
+    /// Someone in the session ended it for everyone; the connection is closed.
+    SessionEnded,
     /// The link gave up: a refusal, an unreachable relay, a failed encoder.
     Failed(String),
 }
@@ -158,6 +161,10 @@ fn end_with_the_link(mut events: MessageReader<LinkEvent>, mut exit: MessageWrit
                 info!("every frame published");
                 exit.write(AppExit::Success);
             }
+            LinkEvent::SessionEnded => {
+                info!("the session was ended for everyone");
+                exit.write(AppExit::Success);
+            }
             LinkEvent::Failed(reason) => {
                 error!(%reason, "the link to the relay failed");
                 exit.write(AppExit::error());
@@ -173,7 +180,7 @@ async fn run(
     mut frames: mpsc::Receiver<Encoded>,
     mut replies: mpsc::UnboundedReceiver<ControlMessage>,
     events: &mpsc::UnboundedSender<LinkEvent>,
-) -> Result<(), LinkError> {
+) -> Result<Ending, LinkError> {
     let mut backoff = Backoff::default();
     let mut conn = connect_with_backoff(options, &mut backoff, CONNECT_GIVE_UP)
         .await
@@ -194,7 +201,11 @@ async fn run(
                     .await
                     .map_err(|e| LinkError::Flush(e.to_string()))?;
                 conn.close();
-                return Ok(());
+                return Ok(Ending::Published);
+            }
+            Ok(Done::Ended) => {
+                conn.close();
+                return Ok(Ending::EndedForEveryone);
             }
             Ok(Done::EncoderStopped) => return Err(LinkError::EncoderStopped),
             Err(lost) => lost,
@@ -216,7 +227,7 @@ async fn run(
                 })?,
                 frame = frames.recv() => match frame {
                     Some(Encoded::Frame(_)) => {}
-                    Some(Encoded::End) => return Ok(()),
+                    Some(Encoded::End) => return Ok(Ending::Published),
                     None => return Err(LinkError::EncoderStopped),
                 },
             }
@@ -234,7 +245,17 @@ async fn run(
 enum Done {
     /// The encoder flushed its last frame; it has been sent.
     End,
+    /// The session was ended for everyone.
+    Ended,
     EncoderStopped,
+}
+
+/// How the link ended well.
+enum Ending {
+    /// Every frame the encoder made was published.
+    Published,
+    /// Someone in the session ended it for everyone.
+    EndedForEveryone,
 }
 
 /// Publishes on one connection until the frames end or the connection is lost.
@@ -269,6 +290,7 @@ async fn publish(
                 )) => {
                     let _ = events.send(LinkEvent::Agent(msg));
                 }
+                Some(Ok(ControlMessage::End { .. })) => return Ok(Done::Ended),
                 Some(Ok(ControlMessage::Presence { participant, present, .. })) => {
                     let _ = events.send(LinkEvent::Presence { participant, present });
                 }

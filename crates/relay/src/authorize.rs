@@ -23,6 +23,7 @@ pub enum MessageKind {
     Join,
     Joined,
     Leave,
+    End,
     Presence,
     Annotate,
     AnchorResolved,
@@ -35,13 +36,14 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 15] = [
+    pub const ALL: [MessageKind; 16] = [
         Self::Hello,
         Self::Welcome,
         Self::Error,
         Self::Join,
         Self::Joined,
         Self::Leave,
+        Self::End,
         Self::Presence,
         Self::Annotate,
         Self::AnchorResolved,
@@ -62,6 +64,7 @@ impl MessageKind {
             M::Join { .. } => Self::Join,
             M::Joined { .. } => Self::Joined,
             M::Leave { .. } => Self::Leave,
+            M::End { .. } => Self::End,
             M::Presence { .. } => Self::Presence,
             M::Annotate(_) => Self::Annotate,
             M::AnchorResolved { .. } => Self::AnchorResolved,
@@ -92,7 +95,8 @@ pub fn authorize(role: Role, kind: MessageKind, scope: Scope) -> Result<(), Erro
             !wearable
         }
         K::AnchorResolved => wearable,
-        K::Erase | K::Clear => true,
+        // Anyone in the session may end it for everyone.
+        K::Erase | K::Clear | K::End => true,
     };
     if !allowed_role {
         return Err(ErrorCode::WrongRole);
@@ -115,7 +119,7 @@ mod tests {
     fn every_cell_of_the_table() {
         type Cell = Result<(), ErrorCode>;
         let ok: Cell = Ok(());
-        let cells: [(K, [Cell; 2], [Cell; 2]); 15] = [
+        let cells: [(K, [Cell; 2], [Cell; 2]); 16] = [
             (
                 K::Hello,
                 [Err(UnexpectedMessage); 2],
@@ -174,6 +178,7 @@ mod tests {
             ),
             (K::Erase, [ok, ok], [Err(NotJoined), Err(NotJoined)]),
             (K::Clear, [ok, ok], [Err(NotJoined), Err(NotJoined)]),
+            (K::End, [ok, ok], [Err(NotJoined), Err(NotJoined)]),
             (K::BitrateHint, [Err(WrongRole); 2], [Err(WrongRole); 2]),
         ];
         assert_eq!(

@@ -99,6 +99,11 @@ pub enum Persist {
         session: SessionId,
         by: MemberId,
     },
+    /// The session is over for everyone; `by` ended it.
+    Ended {
+        session: SessionId,
+        by: MemberId,
+    },
     LastGroup {
         session: SessionId,
         group: GroupSeq,

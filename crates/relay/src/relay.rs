@@ -410,6 +410,10 @@ impl Relay {
                         let message = format!("session {resume} does not exist");
                         self.fatal(now, member, ErrorCode::NoSuchSession, message);
                     }
+                    Some(s) if s.ended => {
+                        let message = format!("session {} has ended", s.id);
+                        self.fatal(now, member, ErrorCode::NoSuchSession, message);
+                    }
                     Some(s) if s.owner != token => {
                         let message = format!("session {} belongs to another wearable", s.id);
                         self.fatal(now, member, ErrorCode::NotJoined, message);
@@ -530,6 +534,12 @@ impl Relay {
                 );
                 session.replay_marks(ctx, member);
             }
+        } else if self.sessions.get(&id).is_some_and(|s| s.ended) {
+            self.refuse(
+                member,
+                ErrorCode::NoSuchSession,
+                format!("session {id} has ended"),
+            );
         } else if self.sessions.contains_key(&id) {
             let (participant, token) = (participant.clone(), *token);
             self.join_live(now, participant, token, id);
@@ -594,6 +604,38 @@ impl Relay {
             self.out.push_back(Output::Persist(Persist::Left {
                 session: id,
                 participant: member,
+            }));
+        }
+        self.release_if_idle(id);
+    }
+
+    /// Ends a session for everyone: stored as ended first, then told to everyone else in it.
+    /// Its watchers are out of it at once, without a `Presence` each; its wearable, told,
+    /// closes, and cannot resume it.
+    fn end(&mut self, now: Instant, member: MemberId, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(&id).filter(|s| !s.ended) else {
+            return;
+        };
+        session.ended = true;
+        self.out.push_back(Output::Persist(Persist::Ended {
+            session: id,
+            by: member,
+        }));
+        let end = ControlMessage::End { session: id };
+        session.broadcast(&mut ctx!(self, now), &end, member);
+        let watchers: Vec<MemberId> = std::mem::take(&mut session.watchers).into_keys().collect();
+        for watcher in watchers {
+            if let Some(m) = self.members.get_mut(&watcher)
+                && let State::Ready {
+                    standing: Standing::Watching { joined, .. },
+                    ..
+                } = &mut m.state
+            {
+                joined.remove(&id);
+            }
+            self.out.push_back(Output::Persist(Persist::Left {
+                session: id,
+                participant: watcher,
             }));
         }
         self.release_if_idle(id);
@@ -680,6 +722,7 @@ impl Relay {
         let Some(id) = msg.session() else { return };
         match &mut msg {
             ControlMessage::Join { session } => return self.join(member, *session),
+            ControlMessage::End { session } => return self.end(now, member, *session),
             ControlMessage::Leave { session } => return self.leave(now, member, *session),
             ControlMessage::Annotate(a) if a.points.is_empty() => {
                 let message = "Annotate needs at least one point".to_string();

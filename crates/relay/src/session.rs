@@ -76,6 +76,8 @@ pub(crate) struct Session {
     pub publisher: Option<Participant>,
     pub watchers: BTreeMap<MemberId, Watch>,
     pub marks: Vec<Mark>,
+    /// Ended for everyone: it takes no one in, and its wearable is on its way out.
+    pub ended: bool,
     current: Option<Cached>,
     latest: Option<GroupSeq>,
     governor: BitrateGovernor,
@@ -89,6 +91,7 @@ impl Session {
             publisher: None,
             watchers: BTreeMap::new(),
             marks: stored.marks,
+            ended: stored.ended,
             current: None,
             latest: None,
             governor: BitrateGovernor::new(HINT_INTERVAL),

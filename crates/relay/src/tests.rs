@@ -610,6 +610,61 @@ fn a_wearable_token_limited_to_one_session_may_only_resume_it() {
 }
 
 #[test]
+fn ending_a_session_tells_everyone_else_and_lets_no_one_back() {
+    let mut h = Harness::new();
+    let wearable = h.wearable();
+    let (ender, _) = h.joined();
+    let (other, _) = h.joined();
+    let out = h.control(ender, ControlMessage::End { session: SESSION });
+    let ended = out
+        .iter()
+        .position(|o| matches!(o, Output::Persist(Persist::Ended { session, by }) if *session == SESSION && *by == ender))
+        .expect("stored as ended");
+    let told: Vec<MemberId> = out
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            Output::Control {
+                member,
+                msg: ControlMessage::End { .. },
+            } => {
+                assert!(i > ended, "stored before it is told");
+                Some(*member)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        vec![wearable, other],
+        "everyone else, the wearable first"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Control {
+                msg: ControlMessage::Presence { .. },
+                ..
+            }
+        )),
+        "no one is said to leave one by one: {out:?}"
+    );
+    let out = h.control(other, ControlMessage::Join { session: SESSION });
+    assert_eq!(errors(&out, other), vec![ErrorCode::NoSuchSession]);
+    // The wearable reconnecting finds the session ended in the store.
+    let (again, out) = h.hello(Role::Wearable, SESSION);
+    assert!(out.iter().any(|o| matches!(o, Output::Load { .. })));
+    let out = h.input(Input::Loaded {
+        member: again,
+        session: Some(StoredSession {
+            ended: true,
+            ..stored()
+        }),
+    });
+    assert_eq!(closed(&out, again), Some(ErrorCode::NoSuchSession));
+}
+
+#[test]
 fn a_newer_connection_of_the_wearable_replaces_the_older() {
     let mut h = Harness::new();
     let old = h.wearable();

@@ -18,13 +18,14 @@ pub enum AuditAction {
     Annotate,
     Erase,
     Clear,
+    End,
     TokenCreate,
     TokenRotate,
     TokenRevoke,
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 11] = [
+    const ALL: [AuditAction; 12] = [
         Self::SignIn,
         Self::SignInRefused,
         Self::SignOut,
@@ -33,6 +34,7 @@ impl AuditAction {
         Self::Annotate,
         Self::Erase,
         Self::Clear,
+        Self::End,
         Self::TokenCreate,
         Self::TokenRotate,
         Self::TokenRevoke,
@@ -48,6 +50,7 @@ impl AuditAction {
             Self::Annotate => "annotate",
             Self::Erase => "erase",
             Self::Clear => "clear",
+            Self::End => "end",
             Self::TokenCreate => "token_create",
             Self::TokenRotate => "token_rotate",
             Self::TokenRevoke => "token_revoke",

@@ -66,6 +66,16 @@ impl Store {
     }
 
     /// Sessions not ended, newest first.
+    /// Marks a session ended: it leaves the queue and cannot be joined or resumed.
+    pub async fn end_session(&self, id: SessionId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+            .bind(now_micros())
+            .bind(id.0 as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn open_sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY created_at DESC"

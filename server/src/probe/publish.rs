@@ -45,6 +45,8 @@ pub struct PublishReport {
     pub marks_anchored: u64,
     /// Times the link to the relay was lost and the same session resumed.
     pub reconnects: u64,
+    /// Someone in the session ended it for everyone, which stopped the publishing.
+    pub ended: bool,
 }
 
 /// Horizontal field of view of the synthetic camera.
@@ -98,6 +100,11 @@ pub async fn publish(
                 Some(Encoded::Frame(object)) => stream.send(conn, &object).await.map(|()| false),
             },
             msg = conn.recv() => match msg {
+                Some(Ok(ControlMessage::End { .. })) => {
+                    tracing::info!(session = %conn.session, "the session was ended for everyone");
+                    stream.report.ended = true;
+                    Ok(true)
+                }
                 Some(Ok(msg)) => stream.answer(conn, &encoder, options, msg).await.map(|()| false),
                 Some(Err(e)) => Err(e),
                 None => Err(ClientError::Protocol("connection closed".into())),

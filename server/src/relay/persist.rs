@@ -87,6 +87,12 @@ pub async fn apply(store: &Store, p: Persist) -> Result<(), StoreError> {
                 .await?;
             store.erase_annotation(session, id).await
         }
+        Persist::Ended { session, by } => {
+            store
+                .audit_participant(session, by, AuditAction::End, "for everyone")
+                .await?;
+            store.end_session(session).await
+        }
         Persist::Clear { session, by } => {
             store
                 .audit_participant(session, by, AuditAction::Clear, "every mark")
