@@ -55,6 +55,13 @@ fn publish_test_pattern(
     })
 }
 
+/// A directory for one test's screenshots, under the build's temporary directory.
+fn shots_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
 /// The next thing an agent did to the picture, as the wearable received it.
 async fn at_wearable(rx: &mut mpsc::UnboundedReceiver<ControlMessage>) -> ControlMessage {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -134,8 +141,7 @@ async fn console_shows_live_video_and_draws_anchored_marks(transport: &str) {
     });
 
     // Screenshots stay in the build's temporary directory for a person to look at.
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-{transport}"));
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir(&format!("console-{transport}"));
     let mut driver = Driver::start(
         &server.http("/"),
         &agent_token,
@@ -346,8 +352,7 @@ async fn the_outreach_view_shows_needs_calls_and_the_effect_chart() {
     let top = current_predictions(store, 1, None).await.expect("scores");
 
     let agent = server.token(Role::Agent, "Ada").await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-outreach");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-outreach");
     let run = Run {
         outreach: true,
         ..Run::default()
@@ -388,8 +393,7 @@ async fn the_console_switches_to_another_session_and_back() {
             .expect("a frame within 20 s")
             .expect("publishing");
     }
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-switch");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-switch");
     let mut driver = Driver::start(
         &server.http("/"),
         &agent_token,
@@ -536,8 +540,7 @@ async fn text_from_people_is_shown_as_text_and_never_runs() {
     colleague.send(&label).await.expect("label sent");
 
     let agent_token = server.token(Role::Agent, "Ada").await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-hostile");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-hostile");
     let run = Run {
         hostile_text: true,
         ..Run::default()
@@ -568,8 +571,7 @@ async fn the_console_says_within_2_s_when_the_wearer_goes() {
     // The stream stops after 8 s with the connection still open, as on a lost link.
     let publishing = publish_test_pattern(wearable, 8, None);
     let agent = server.token(Role::Agent, "Ada").await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-wearer-gone");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-wearer-gone");
     let run = Run {
         wearer_gone: true,
         ..Run::default()
@@ -667,8 +669,7 @@ async fn agents_sign_in_with_single_sign_on() {
     let session = wearable.session;
     let publishing = publish_test_pattern(wearable, 90, None);
 
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-sso");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-sso");
     let run = Run {
         sso: true,
         ..Run::default()
@@ -755,8 +756,7 @@ async fn clearing_a_colleagues_marks_asks_first_and_can_be_undone() {
     colleague.send(&circle).await.expect("sent");
 
     let agent = server.token(Role::Agent, "Ada").await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-clear-undo");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-clear-undo");
     let run = Run {
         clear_undo: true,
         ..Run::default()
@@ -817,8 +817,7 @@ async fn a_refused_sign_in_says_what_happened_and_what_to_do() {
     let wearable = server.token(Role::Wearable, "glasses").await;
     let tokens = serde_json::json!(["fst_never-issued", revoked, expired, wearable]).to_string();
 
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-signin-errors");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-signin-errors");
     let run = Run {
         signin_tokens: Some(tokens.leak()),
         ..Run::default()
@@ -857,8 +856,7 @@ async fn a_mark_drawn_zoomed_in_lands_where_it_was_drawn() {
     let (marks_tx, mut at_glasses) = mpsc::unbounded_channel();
     let publishing = publish_test_pattern(wearable, 90, Some(marks_tx));
     let agent = server.token(Role::Agent, "Ada").await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-zoom");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-zoom");
     let run = Run {
         zoom: true,
         ..Run::default()
@@ -903,8 +901,7 @@ async fn a_session_is_ended_for_everyone() {
     let mut colleague = server.connect(Role::Agent, "Grace").await;
     colleague.join(sessions[0]).await.expect("colleague joins");
     let agent = server.token(Role::Agent, "Ada").await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-end");
-    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let shots = shots_dir("console-end");
     let run = Run {
         end_then: Some(sessions[1].0),
         ..Run::default()
