@@ -956,3 +956,58 @@ async fn a_session_is_ended_for_everyone() {
     }
     driver.finish().await;
 }
+
+/// An agent invites a colleague from the console: the token shown opens that session, and
+/// no other, for the colleague's own client; the invitation is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_colleague_opens_that_session_only() {
+    let server = TestServer::start().await;
+    let mut sessions = Vec::new();
+    let mut publishing = Vec::new();
+    for name in ["glasses-a", "glasses-b"] {
+        let wearable = server.connect(Role::Wearable, name).await;
+        sessions.push(wearable.session);
+        publishing.push(publish_test_pattern(wearable, 90, None));
+    }
+    let agent = server.token(Role::Agent, "Ada").await;
+    let run = Run {
+        invite: true,
+        ..Run::default()
+    };
+    let shots = shots_dir("console-invite");
+    let mut driver = Driver::start(&server.http("/"), &agent, sessions[0].0, &shots, run);
+    let invited = driver.step("invited").await;
+    let token = invited["token"].as_str().expect("a token").to_string();
+    assert!(
+        invited["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("A token for guest of Ada: it opens this session only")),
+        "{invited}"
+    );
+
+    let mut guest = farsight_client::connect(&server.options(Role::Agent, &token))
+        .await
+        .expect("the guest signs in");
+    guest.join(sessions[0]).await.expect("joins the session");
+    match guest.join(sessions[1]).await {
+        Err(farsight_client::ClientError::Refused { code, .. }) => {
+            assert_eq!(code, farsight_protocol::ErrorCode::Unauthorized);
+        }
+        other => panic!("another session: {other:?}"),
+    }
+    let log = server
+        .running
+        .shared
+        .store
+        .audit_log(50)
+        .await
+        .expect("audit");
+    assert!(
+        log.iter().any(|e| e.action.as_str() == "token_create"
+            && e.actor == "Ada"
+            && e.session == Some(sessions[0].0 as i64)),
+        "{log:?}"
+    );
+    driver.finish().await;
+    publishing.iter().for_each(|p| p.abort());
+}

@@ -182,6 +182,9 @@ function leaveLocal() {
   state.confirmed = null;
   state.sessionEnded = false;
   el.endSession.hidden = true;
+  el.invite.hidden = true;
+  el.invitation.hidden = true;
+  el.invitationToken.value = '';
   resetZoom();
   state.session = 0;
   state.joined = 0;
@@ -197,6 +200,7 @@ function onJoined(m) {
   if (m.session !== state.session) return;
   state.joined = m.session;
   el.endSession.hidden = false;
+  el.invite.hidden = false;
   showMembership();
   state.participants.clear();
   if (state.me) state.participants.set(state.me.id, { id: state.me.id, role: state.role, name: state.me.name });
@@ -352,10 +356,39 @@ el.endSession.addEventListener('click', () => {
   });
 });
 
+// An invitation: a token for this session only, shown once, for the agent to pass on.
+el.invite.addEventListener('click', async () => {
+  const session = state.joined;
+  if (!session) return;
+  const response = await fetch(`/v1/sessions/${session}/invitations`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${state.token}` },
+  }).catch(() => null);
+  const body = await response?.json().catch(() => ({}));
+  if (!response?.ok) return toast(body?.error ? `No invitation: ${body.error}` : 'Could not reach the server.');
+  el.invitationText.textContent = `A token for ${body.name}: it opens this session only, until ${new Date(body.expires_at / 1000).toLocaleTimeString()}. It is shown once.`;
+  el.invitationToken.value = body.token;
+  el.invitation.hidden = false;
+  el.invitationToken.select();
+});
+
+$('#invitation-copy').addEventListener('click', () => {
+  navigator.clipboard?.writeText(el.invitationToken.value).then(
+    () => toast('Copied.', 'info'),
+    () => toast('Select the token and copy it by hand.'),
+  );
+});
+
+$('#invitation-done').addEventListener('click', () => {
+  el.invitationToken.value = '';
+  el.invitation.hidden = true;
+});
+
 function onEnded(session, words) {
   if (session !== state.session) return;
   state.sessionEnded = true;
   el.endSession.hidden = true;
+  el.invite.hidden = true;
   state.participants.clear();
   renderParticipants();
   renderWearerState();

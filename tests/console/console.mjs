@@ -14,6 +14,7 @@
 // With ZOOM=1 it zooms in 2×, draws an arrow, and pans with Space held ({"step":"zoomed"}).
 // With END_SESSION=<other session> it waits for a colleague to end the first session, then
 // joins the other and ends it itself ({"step":"ended"}, {"step":"i-ended"}).
+// With INVITE=1 it invites a colleague into the session and reports the token ({"step":"invited"}).
 // With WEARER_GONE=1 it reports how long the page takes to say the wearer is gone ({"step":"shown"}).
 // With BENCH_SECONDS set it only joins and reports capture → drawn and → painted delays ({"step":"delays"}).
 //
@@ -216,6 +217,15 @@ async function zoomAndDraw(page) {
   await nextCommand('done');
 }
 
+async function invite(page) {
+  await page.click('#invite');
+  await page.locator('#invitation').waitFor({ state: 'visible' });
+  await page.screenshot({ path: path.join(env('SHOTS_DIR'), 'invitation.png') });
+  const token = await page.inputValue('#invitation-token');
+  emit({ step: 'invited', token, text: await page.textContent('#invitation-text') });
+  await nextCommand('done');
+}
+
 const banner = (page, text) =>
   page.waitForFunction((t) => {
     const b = document.querySelector('#wearer-state');
@@ -389,6 +399,7 @@ async function main(browser) {
   if (process.env.WEARER_GONE === '1') return wearerGone(page);
   if (process.env.CLEAR_UNDO === '1') return clearAndUndo(page);
   if (process.env.ZOOM === '1') return zoomAndDraw(page);
+  if (process.env.INVITE === '1') return invite(page);
   if (process.env.END_SESSION) return endSessions(page, session, process.env.END_SESSION);
 
   const video = page.locator('#video');

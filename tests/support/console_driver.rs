@@ -36,6 +36,8 @@ pub struct Run {
     pub clear_undo: bool,
     /// Zoom in, draw, and pan.
     pub zoom: bool,
+    /// Invite a colleague into the session.
+    pub invite: bool,
     /// See the session ended by a colleague, then join this one and end it.
     pub end_then: Option<u64>,
     /// Sign in with each of these (a JSON list) and report what the page says.
@@ -80,6 +82,9 @@ impl Driver {
         }
         if run.zoom {
             cmd.env("ZOOM", "1");
+        }
+        if run.invite {
+            cmd.env("INVITE", "1");
         }
         if let Some(other) = run.end_then {
             cmd.env("END_SESSION", other.to_string());

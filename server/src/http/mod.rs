@@ -3,6 +3,7 @@
 
 mod console;
 pub mod headers;
+mod invitations;
 mod outreach;
 mod sso;
 mod throttle;
@@ -32,6 +33,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
+        .route(
+            "/v1/sessions/{id}/invitations",
+            axum::routing::post(invitations::create),
+        )
         .route("/v1/audit", get(get_audit))
         .merge(outreach::routes())
         .merge(sso::routes())
