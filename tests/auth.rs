@@ -801,3 +801,51 @@ async fn the_audit_log_records_who_signed_in_joined_and_marked() {
     assert!(removed >= expected.len() as u64, "removed {removed}");
     assert_eq!(store.audit_log(10).await.expect("db"), vec![]);
 }
+
+/// An invitation is only for a session that is open, for a sensible time, by someone who may
+/// open that session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_refused_with_their_reason() {
+    let server = TestServer::start().await;
+    let open = server.connect(Role::Wearable, "open").await.session;
+    let ended = server.connect(Role::Wearable, "ended").await.session;
+    let store = &server.running.shared.store;
+    store.end_session(ended).await.expect("db");
+    let agent = server.token(Role::Agent, "Ada").await;
+    let (guest_id, guest) = server.token_with_id(Role::Agent, "guest").await;
+    store
+        .set_token_session(guest_id, open.0 as i64)
+        .await
+        .expect("db");
+    let invite = |token: String, session: u64, body: serde_json::Value| {
+        let url = server.http(&format!("/v1/sessions/{session}/invitations"));
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("HTTP answers");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.expect("JSON");
+            (status, body)
+        }
+    };
+    let none = serde_json::json!({});
+    let (status, body) = invite(agent.clone(), open.0, serde_json::json!({"hours": 2})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["session"], open.0);
+    assert_eq!(body["name"], "guest of Ada");
+    let (status, body) = invite(agent.clone(), open.0, serde_json::json!({"hours": 0})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("hours must be 1 to 72, not 0"))
+    );
+    let (status, _) = invite(agent.clone(), 424_242, none.clone()).await;
+    assert_eq!(status, 404);
+    let (status, body) = invite(agent, ended.0, none.clone()).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = invite(guest, ended.0, none).await;
+    assert_eq!(status, 403, "{body}");
+}
