@@ -281,6 +281,10 @@ impl Sso {
     }
 }
 
+/// The most of a provider's answer that is read: discovery documents, key sets and token
+/// answers are a few kilobytes.
+const MAX_ANSWER: usize = 1 << 20;
+
 async fn read_json<T: serde::de::DeserializeOwned>(
     url: &str,
     sent: Result<reqwest::Response, reqwest::Error>,
@@ -289,9 +293,16 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         url: url.to_string(),
         source,
     };
-    let response = sent.map_err(unreachable)?;
+    let mut response = sent.map_err(unreachable)?;
     let status = response.status();
-    let body = response.text().await.map_err(unreachable)?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_ANSWER {
+            return Err(SsoError::Protocol(format!("{url}: an answer over 1 MiB")));
+        }
+    }
+    let body = String::from_utf8_lossy(&bytes);
     if !status.is_success() {
         let body: String = body.chars().take(300).collect();
         return Err(SsoError::Refused {
