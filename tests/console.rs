@@ -705,14 +705,18 @@ async fn agents_sign_in_with_single_sign_on() {
     );
 
     driver.command(serde_json::json!({"cmd": "sign-out"})).await;
-    driver.step("signed-out").await;
+    let signed_out = driver.step("signed-out").await;
+    assert_eq!(signed_out["logout_status"], 204, "{signed_out}");
+    assert_eq!(signed_out["sent_cookie"], true, "{signed_out}");
     let store = &server.running.shared.store;
     let tokens = store.list_tokens().await.expect("tokens");
-    let grace = tokens
-        .iter()
-        .find(|t| t.name == "Grace Hopper")
-        .expect("the sign-in is a token");
-    assert!(grace.revoked_at.is_some(), "signing out revoked it");
+    let graces: Vec<_> = tokens.iter().filter(|t| t.name == "Grace Hopper").collect();
+    assert_eq!(graces.len(), 1, "one sign-in: {graces:?}");
+    let grace = graces[0];
+    assert!(
+        grace.revoked_at.is_some(),
+        "signing out revoked it: {grace:?}"
+    );
     assert!(grace.expires_at.is_some(), "a sign-in expires");
     let log = store.audit_log(50).await.expect("audit");
     let did = |action: &str, actor: &str| {
@@ -818,7 +822,10 @@ async fn a_refused_sign_in_says_what_happened_and_what_to_do() {
     let tokens = serde_json::json!(["fst_never-issued", revoked, expired, wearable]).to_string();
 
     let shots = shots_dir("console-signin-errors");
+    // Over WebSocket: over WebTransport the close can overtake the refusal, and the page
+    // then says it could not reach the server (a known fault, not what this test is about).
     let run = Run {
+        block_udp: true,
         signin_tokens: Some(tokens.leak()),
         ..Run::default()
     };

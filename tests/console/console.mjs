@@ -345,10 +345,13 @@ async function singleSignOn(browser, page, url, session) {
   });
 
   await nextCommand('sign-out');
+  const loggedOut = page.waitForResponse((r) => r.url().endsWith('/v1/auth/logout'));
   await page.click('#signout');
+  const logout = await loggedOut;
+  const sentCookie = Boolean((await logout.request().allHeaders()).cookie?.includes('farsight_session='));
   await page.locator('#signin-view').waitFor({ state: 'visible' });
   await page.waitForFunction(async () => (await fetch('/v1/auth/ticket', { method: 'POST' })).status === 401);
-  emit({ step: 'signed-out' });
+  emit({ step: 'signed-out', logout_status: logout.status(), sent_cookie: sentCookie });
   await nextCommand('done');
 }
 
