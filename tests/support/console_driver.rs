@@ -59,38 +59,29 @@ impl Driver {
             "run `npm ci --prefix tests/console` (scripts/setup.sh does)"
         );
         let mut cmd = Command::new("node");
-        if let Some(seconds) = run.bench_seconds {
-            cmd.env("BENCH_SECONDS", seconds.to_string());
+        // Each mode is an environment variable of console.mjs.
+        let flags = [
+            ("OUTREACH", run.outreach),
+            ("HOSTILE_TEXT", run.hostile_text),
+            ("WEARER_GONE", run.wearer_gone),
+            ("SSO", run.sso),
+            ("CLEAR_UNDO", run.clear_undo),
+            ("ZOOM", run.zoom),
+            ("INVITE", run.invite),
+        ];
+        for (name, _) in flags.iter().filter(|(_, on)| *on) {
+            cmd.env(name, "1");
         }
-        if run.outreach {
-            cmd.env("OUTREACH", "1");
-        }
-        if let Some(other) = run.switch_to {
-            cmd.env("SWITCH_SESSION", other.to_string());
-        }
-        if run.hostile_text {
-            cmd.env("HOSTILE_TEXT", "1");
-        }
-        if run.wearer_gone {
-            cmd.env("WEARER_GONE", "1");
-        }
-        if run.sso {
-            cmd.env("SSO", "1");
-        }
-        if run.clear_undo {
-            cmd.env("CLEAR_UNDO", "1");
-        }
-        if run.zoom {
-            cmd.env("ZOOM", "1");
-        }
-        if run.invite {
-            cmd.env("INVITE", "1");
-        }
-        if let Some(other) = run.end_then {
-            cmd.env("END_SESSION", other.to_string());
-        }
-        if let Some(tokens) = run.signin_tokens {
-            cmd.env("SIGNIN_TOKENS", tokens);
+        let values = [
+            ("BENCH_SECONDS", run.bench_seconds.map(|s| s.to_string())),
+            ("SWITCH_SESSION", run.switch_to.map(|s| s.to_string())),
+            ("END_SESSION", run.end_then.map(|s| s.to_string())),
+            ("SIGNIN_TOKENS", run.signin_tokens.map(str::to_string)),
+        ];
+        for (name, value) in values {
+            if let Some(value) = value {
+                cmd.env(name, value);
+            }
         }
         let mut child = cmd
             .arg(dir.join("console.mjs"))
